@@ -1,0 +1,59 @@
+"""The ``dcmnet`` command line: one subcommand per task.
+
+Every subcommand lives in its own module and is imported lazily, so ``dcmnet generate``
+never imports JAX and ``dcmnet train`` never imports PySCF. User errors
+(:class:`dcmnet.errors.DCMNetError`) are printed as one clear message with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (all subcommands)."""
+    from dcmnet import __version__
+    from dcmnet.generate.cli import add_parsers as add_generate
+
+    parser = argparse.ArgumentParser(
+        prog="dcmnet",
+        description="Distributed charge models learned by an equivariant neural network.")
+    parser.add_argument("--version", action="version", version=f"dcmnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in _command_modules():
+        add(sub)
+    add_generate(sub)
+    return parser
+
+
+def _command_modules():
+    """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
+    from dcmnet import cli_train
+    return [cli_train.add_parsers]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dcmnet`` console script; returns the exit status."""
+    from dcmnet.errors import DCMNetError
+
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.command_line = "dcmnet " + " ".join(shlex.quote(a) for a in argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except DCMNetError as exc:
+        from rich.console import Console
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""Data layer: canonical ragged dataset, file readers, splits and padded batches."""
+from dcmnet.data.batching import (BatchIterator, bucket_shapes, iterate_batches, make_batch,
+                                  pad_sizes, stack_batches)
+from dcmnet.data.dataset import Dataset
+from dcmnet.data.loader import bundled_dataset_path, load_dataset, load_dataset_with_report
+from dcmnet.data.mmml import read_mmml_npz, write_mmml_npz
+from dcmnet.data.split import load_split, save_split, split_indices
+
+__all__ = [
+    "Dataset", "load_dataset", "load_dataset_with_report", "bundled_dataset_path",
+    "read_mmml_npz", "write_mmml_npz", "split_indices", "save_split", "load_split",
+    "iterate_batches", "make_batch", "pad_sizes", "bucket_shapes", "BatchIterator",
+    "stack_batches",
+]

@@ -1,0 +1,164 @@
+"""Deterministic train/validation splits, saved as JSON with the experiment.
+
+The split is a permutation of ``range(n)`` drawn from ``numpy.random.default_rng(seed)``;
+the first ``num_train`` indices train, the next ``num_valid`` validate. The returned index
+arrays are sorted (int64), so the same ``(n, num_train, num_valid, seed)`` always gives the
+same split on every machine and numpy version that keeps ``default_rng``'s stream.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from dcmnet.errors import DataError
+
+#: Tag stored in split files.
+SPLIT_FORMAT = "dcmnet-split-v1"
+#: Fraction of the molecules used for validation when neither count is given.
+DEFAULT_VALID_FRACTION = 0.1
+
+
+class Split(NamedTuple):
+    """A saved split: sorted index arrays and the seed that drew them."""
+
+    train: np.ndarray
+    valid: np.ndarray
+    seed: int
+
+
+def _count(value, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or int(value) != value:
+        raise DataError(f"{name} must be a whole number of molecules, got {value!r}.")
+    value = int(value)
+    if value < 0:
+        raise DataError(f"{name} must be ≥ 0, got {value}.")
+    return value
+
+
+def split_indices(n: int, num_train: int | None = None, num_valid: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``n`` molecules into training and validation indices.
+
+    Args:
+        n: number of molecules in the dataset.
+        num_train: training molecules; ``None`` = all those not used for validation.
+        num_valid: validation molecules; ``None`` = the rest when ``num_train`` is given,
+            otherwise about 10 % (at least 1 when ``n >= 2``; 0 when ``n == 1``).
+        seed: seed of the permutation (``numpy.random.default_rng(seed)``).
+
+    Returns:
+        ``(train_idx, valid_idx)``: disjoint, sorted int64 arrays.
+
+    Raises:
+        DataError: more molecules requested than the dataset holds (the message says how
+            many there are), negative counts, or no training molecule.
+    """
+    n = _count(n, "n")
+    num_train = _count(num_train, "num_train")
+    num_valid = _count(num_valid, "num_valid")
+    if n is None or n < 1:
+        raise DataError("the dataset holds no molecules; nothing to split.")
+    if num_train is None and num_valid is None:
+        num_valid = 0 if n < 2 else max(1, int(round(DEFAULT_VALID_FRACTION * n)))
+        num_train = n - num_valid
+    elif num_train is None:
+        if num_valid >= n:
+            raise DataError(f"num_valid={num_valid} leaves no training molecule: the dataset "
+                            f"has {n} molecules; ask for at most {n - 1}.")
+        num_train = n - num_valid
+    elif num_valid is None:
+        if num_train > n:
+            raise DataError(f"num_train={num_train} but the dataset has only {n} molecules; "
+                            f"ask for at most {n}.")
+        num_valid = n - num_train
+    if num_train + num_valid > n:
+        raise DataError(f"asked for num_train={num_train} + num_valid={num_valid} = "
+                        f"{num_train + num_valid} molecules but the dataset has only {n}; "
+                        "lower the counts (or leave one unset to use the rest).")
+    if num_train < 1:
+        raise DataError(f"num_train must be at least 1 (the dataset has {n} molecules).")
+    perm = np.random.default_rng(int(seed)).permutation(n)
+    train = np.sort(perm[:num_train]).astype(np.int64)
+    valid = np.sort(perm[num_train:num_train + num_valid]).astype(np.int64)
+    return train, valid
+
+
+def save_split(path: str | os.PathLike, train, valid, seed: int,
+               n_molecules: int | None = None) -> Path:
+    """Write a split as JSON atomically (temporary file + :func:`os.replace`).
+
+    Args:
+        path: destination ``.json`` file; its folder is created.
+        train, valid: index sequences.
+        seed: the seed that drew them (recorded).
+        n_molecules: optional dataset size, recorded and checked by :func:`load_split`.
+    """
+    path = Path(path)
+    train = [int(i) for i in np.asarray(train).reshape(-1)]
+    valid = [int(i) for i in np.asarray(valid).reshape(-1)]
+    if set(train) & set(valid):
+        raise DataError(f"{path}: train and valid indices overlap; refusing to save the split.")
+    doc = {"format": SPLIT_FORMAT, "seed": int(seed), "num_train": len(train),
+           "num_valid": len(valid), "train": train, "valid": valid}
+    if n_molecules is not None:
+        doc["n_molecules"] = int(n_molecules)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_split(path: str | os.PathLike, n_molecules: int | None = None) -> Split:
+    """Read a split written by :func:`save_split`.
+
+    Args:
+        path: the JSON file.
+        n_molecules: when given, every index must be below it (and a recorded dataset size
+            must match), so that a split is never applied to the wrong dataset.
+
+    Returns:
+        :class:`Split` ``(train, valid, seed)`` with int64 arrays.
+
+    Raises:
+        DataError: missing or malformed file, overlapping or out-of-range indices.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: split file not found.")
+    try:
+        doc = json.loads(path.read_text())
+        train = np.asarray(doc["train"], dtype=np.int64).reshape(-1)
+        valid = np.asarray(doc["valid"], dtype=np.int64).reshape(-1)
+        seed = int(doc.get("seed", 0))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a dcmnet split file ({exc}).") from exc
+    if doc.get("format", SPLIT_FORMAT) != SPLIT_FORMAT:
+        raise DataError(f"{path}: unknown split format {doc.get('format')!r}.")
+    if np.intersect1d(train, valid).size:
+        raise DataError(f"{path}: train and valid indices overlap.")
+    allidx = np.concatenate([train, valid])
+    if allidx.size and allidx.min() < 0:
+        raise DataError(f"{path}: negative molecule index {int(allidx.min())}.")
+    if n_molecules is not None:
+        rec = doc.get("n_molecules")
+        if rec is not None and int(rec) != int(n_molecules):
+            raise DataError(f"{path}: the split was made for {rec} molecules but the dataset "
+                            f"has {n_molecules}; make a new split.")
+        if allidx.size and allidx.max() >= n_molecules:
+            raise DataError(f"{path}: molecule index {int(allidx.max())} but the dataset has "
+                            f"only {n_molecules} molecules; make a new split.")
+    return Split(train, valid, seed)

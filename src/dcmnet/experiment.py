@@ -1,0 +1,78 @@
+"""The experiment folder: its layout, and loading a trained model back from it.
+
+Layout (``output_dir/name``)::
+
+    config.json              resolved ExperimentConfig (+ dcmnet version, git commit)
+    split.json               training / validation molecule indices and seed
+    checkpoints/latest/<e>/  orbax: parameters, optimizer, EMA, epoch (for resuming)
+    checkpoints/best/<e>/    orbax: the epoch with the lowest validation loss
+    checkpoints/periodic/<e>/ every ``save_every_n_epochs`` epochs (the last K kept)
+    training_history.csv     one row per epoch (train_* and valid_* metrics, lr, time)
+    tensorboard/             TensorBoard event files (tensorboardX)
+    analysis/                written by ``dcmnet evaluate`` / ``dcmnet analyze``
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dcmnet.config import ExperimentConfig
+from dcmnet.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+SPLIT_NAME = "split.json"
+HISTORY_NAME = "training_history.csv"
+
+
+def find_experiment_dir(path) -> Path:
+    """The experiment folder that holds ``path`` (itself, or a checkpoint folder inside it).
+
+    Raises:
+        CheckpointError: no ``config.json`` in ``path`` or any parent up to three levels.
+    """
+    p = Path(path).resolve()
+    if not p.exists():
+        raise CheckpointError(f"{path}: no such experiment or checkpoint folder.")
+    for cand in [p, *list(p.parents)[:4]]:
+        if (cand / CONFIG_NAME).exists():
+            return cand
+    raise CheckpointError(f"{path}: not inside an experiment folder (no {CONFIG_NAME} found); "
+                          "give a folder such as experiments/NAME.")
+
+
+def load_experiment(path, kind: str = "best"):
+    """Configuration, model and parameters of a trained experiment.
+
+    Args:
+        path: experiment folder, or a checkpoint folder inside it (``.../checkpoints/latest``
+            or ``.../checkpoints/best/12``).
+        kind: which checkpoint when ``path`` is the experiment folder: ``best`` (default;
+            falls back to ``latest``) or ``latest``.
+    Returns:
+        ``(config, model, params, meta)``; ``params`` are the EMA parameters used for
+        validation (the plain parameters when EMA is off).
+    Raises:
+        CheckpointError: no usable checkpoint.
+    """
+    import jax
+
+    from dcmnet.checkpoint import CheckpointStore, resolve_checkpoint
+    from dcmnet.model import create_model
+
+    exp_dir = find_experiment_dir(path)
+    cfg = ExperimentConfig.load(exp_dir / CONFIG_NAME)
+    model = create_model(**vars(cfg.model))
+    p = Path(path).resolve()
+    if p == exp_dir:
+        store = CheckpointStore(exp_dir)
+        kinds = [kind] + [k for k in ("best", "latest") if k != kind]
+        kind_used = next((k for k in kinds if store.steps(k)), None)
+        if kind_used is None:
+            raise CheckpointError(f"{exp_dir}: no checkpoint yet (train it first).")
+        step = None
+    else:
+        _, kind_used, step = resolve_checkpoint(p)
+        store = CheckpointStore(exp_dir)
+    state, meta, _ = store.restore(kind_used, target=None, step=step)
+    params = state.get("ema_params") or state["params"]
+    params = jax.tree_util.tree_map(jax.numpy.asarray, params)
+    return cfg, model, params, meta

@@ -1,0 +1,163 @@
+"""Input molecules and conformers for ``dcmnet generate`` (RDKit and ASE).
+
+Molecule list file (``.smi``/``.txt``): one molecule per line, ``SMILES [name] [net_charge]``;
+``#`` at the start of a line or after white space starts a comment (a ``#`` inside a SMILES
+is a triple bond). The net charge defaults to the sum of the SMILES formal charges; if
+given, it must agree with them. Structure files (``.xyz``, ``.extxyz``, ``.sdf``, ``.pdb`` …)
+are read with ASE, every frame a conformer; their net charge comes from ``--charge`` or the
+file's ``charge`` info key (extxyz), else 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from dcmnet.errors import DataError, OptionalDependencyError
+
+
+@dataclasses.dataclass
+class MoleculeSpec:
+    """One input molecule: a SMILES with a name and net charge, or fixed conformers.
+
+    Attributes:
+        name: identifier used in file names and the dataset's ``name`` field.
+        net_charge: total charge in e.
+        smiles: SMILES string (conformers are embedded with RDKit), or None.
+        frames: list of (Z (N,), R (N, 3) Å) given conformers, or None.
+    """
+
+    name: str
+    net_charge: int
+    smiles: str | None = None
+    frames: list | None = None
+
+
+def _rdkit():
+    try:
+        from rdkit import Chem
+        from rdkit.Chem import AllChem
+    except ImportError as exc:  # pragma: no cover
+        raise OptionalDependencyError(
+            "dcmnet generate needs RDKit and PySCF: pip install 'dcmnet[qm]'") from exc
+    return Chem, AllChem
+
+
+def _safe_name(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_+" else "_" for c in s)
+
+
+def _strip_comment(line: str) -> str:
+    """Remove a comment: a line starting with '#', or ' #' after the fields ('#' inside a
+    SMILES is a triple bond and is kept)."""
+    s = line.strip()
+    if s.startswith("#"):
+        return ""
+    for i in range(1, len(s)):
+        if s[i] == "#" and s[i - 1].isspace():
+            return s[:i].strip()
+    return s
+
+
+def read_smiles_file(path: str | Path) -> list[MoleculeSpec]:
+    """Parse a molecule list file (see module docstring).
+
+    Raises:
+        DataError: an unparsable SMILES, a non-integer charge, a charge that contradicts the
+            formal charges, or duplicate names (each error names the file and line).
+    """
+    Chem, _ = _rdkit()
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found.")
+    specs, seen = [], set()
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        line = _strip_comment(line)
+        if not line:
+            continue
+        parts = line.split()
+        smi = parts[0]
+        mol = Chem.MolFromSmiles(smi)
+        if mol is None:
+            raise DataError(f"{path}:{lineno}: RDKit cannot parse SMILES '{smi}'.")
+        formal = int(Chem.GetFormalCharge(mol))
+        name = _safe_name(parts[1]) if len(parts) > 1 else f"mol{len(specs)}"
+        charge = formal
+        if len(parts) > 2:
+            try:
+                charge = int(parts[2])
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: net charge '{parts[2]}' is not an integer.")
+            if charge != formal:
+                raise DataError(f"{path}:{lineno}: net charge {charge} disagrees with the formal "
+                                f"charges of '{smi}' ({formal}); fix the SMILES or the charge.")
+        if name in seen:
+            raise DataError(f"{path}:{lineno}: duplicate molecule name '{name}'.")
+        seen.add(name)
+        specs.append(MoleculeSpec(name=name, net_charge=charge, smiles=smi))
+    if not specs:
+        raise DataError(f"{path}: no molecules found (one 'SMILES [name] [charge]' per line).")
+    return specs
+
+
+def read_structure_file(path: str | Path, net_charge: int | None = None) -> MoleculeSpec:
+    """Read all frames of a structure file with ASE as the conformers of one molecule."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found.")
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:  # ASE raises many types for bad files
+        raise DataError(f"{path}: ASE could not read this structure file ({exc}).") from exc
+    if not frames:
+        raise DataError(f"{path}: no structures in file.")
+    z0 = frames[0].numbers
+    for k, a in enumerate(frames):
+        if not np.array_equal(a.numbers, z0):
+            raise DataError(f"{path}: frame {k} has different atoms than frame 0; put each "
+                            "molecule in its own file.")
+    if net_charge is None:
+        net_charge = int(round(float(frames[0].info.get("charge", 0))))
+    return MoleculeSpec(name=_safe_name(path.stem), net_charge=int(net_charge),
+                        frames=[(a.numbers.copy(), a.positions.copy()) for a in frames])
+
+
+def embed_conformers(spec: MoleculeSpec, n_conformers: int, seed: int = 0,
+                     optimize: bool = True, displacement: float = 0.0) -> list[tuple]:
+    """Conformers of a SMILES molecule with hydrogens: list of (Z (N,), R (N, 3) Å).
+
+    RDKit ETKDG embedding (``randomSeed=seed``), optional MMFF94 optimisation, then optional
+    Gaussian random displacements of every atom (standard deviation ``displacement`` Å,
+    seeded), so that even rigid molecules give distinct geometries. Deterministic for a
+    given seed and RDKit version.
+
+    Raises:
+        DataError: RDKit cannot embed the molecule.
+    """
+    if spec.frames is not None:
+        return list(spec.frames)[:n_conformers] if n_conformers else list(spec.frames)
+    Chem, AllChem = _rdkit()
+    mol = Chem.AddHs(Chem.MolFromSmiles(spec.smiles))
+    params = AllChem.ETKDGv3()
+    params.randomSeed = int(seed)
+    cids = list(AllChem.EmbedMultipleConfs(mol, numConfs=int(n_conformers), params=params))
+    if not cids:
+        raise DataError(f"RDKit could not embed '{spec.smiles}' ({spec.name}).")
+    if optimize:
+        try:
+            AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=500)
+        except Exception:  # no MMFF parameters: keep the ETKDG geometry
+            pass
+    rng = np.random.default_rng(seed)
+    Z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int32)
+    out = []
+    for k in range(n_conformers):
+        cid = cids[k % len(cids)]
+        R = np.array(mol.GetConformer(cid).GetPositions(), dtype=np.float64)
+        if displacement > 0 or k >= len(cids):
+            R = R + rng.normal(scale=max(displacement, 0.02), size=R.shape)
+        out.append((Z.copy(), R))
+    return out

@@ -1,0 +1,147 @@
+"""Masked losses and metric sums of DCM-net on padded batches (pure JAX).
+
+Loss of a batch (weights are runtime arrays, so changing them never recompiles):
+
+    L = esp_w · mean_m [ mean_{g real} (V_pred − V_ref)² ]           (kcal/(mol·e))²
+      + chg_w · mean_{m with mono} [ mean_{i real} (Σ_k q_ik − mono_i)² ]   e²
+      + dipole_w · mean_{m with dipole} |μ_pred − μ_ref|²               D²
+
+The ESP error is averaged per molecule over its real grid points, then over the real
+molecules of the batch, so every molecule counts once whatever its size; padded grid
+points, padded atoms and dummy molecules contribute nothing. Reference charges and
+dipoles enter only for molecules that really have them.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax.numpy as jnp
+
+from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
+from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
+
+#: Names of the runtime loss weights.
+WEIGHT_KEYS = ("esp_w", "chg_w", "dipole_w")
+#: Keys of the metric sums returned by :func:`loss_and_metrics` (summed over batches).
+SUM_KEYS = ("n_mol", "loss_sum", "esp_se", "esp_ae", "n_points", "chg_se", "chg_ae",
+            "n_chg", "dip_ae", "dip_se", "n_dip", "q_sum", "q_sq", "n_sites")
+
+
+def weights_array(esp_w=1.0, chg_w=0.0, dipole_w=0.0) -> dict:
+    """Loss weights as float32 arrays (runtime values for jitted steps)."""
+    return {"esp_w": jnp.float32(esp_w), "chg_w": jnp.float32(chg_w),
+            "dipole_w": jnp.float32(dipole_w)}
+
+
+def predict(model, params, batch: Mapping, esp_chunk_size: int | None = None) -> dict:
+    """Model outputs and derived observables of a padded batch.
+
+    Returns dict with ``charges`` (B, A, n_dcm) e, ``positions`` (B, A, n_dcm, 3) Å,
+    ``esp`` (B, G) Hartree/e (0 on padded points), ``dipole`` (B, 3) e·Å about ``com``,
+    ``atom_charges`` (B, A) e (sum over each atom's sites).
+    """
+    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
+                                     batch["net_charge"])
+    q, x = flatten_sites(charges, positions)
+    esp = esp_from_charges(q, x, batch["grid"], batch["grid_mask"], chunk_size=esp_chunk_size)
+    dip = dipole_from_charges(q, x, batch["com"])
+    return {"charges": charges, "positions": positions, "esp": esp, "dipole": dip,
+            "atom_charges": charges.sum(-1)}
+
+
+def loss_and_metrics(model, params, batch: Mapping, weights: Mapping,
+                     esp_chunk_size: int | None = None):
+    """Scalar loss and a dict of metric sums (see :data:`SUM_KEYS`) for one batch.
+
+    Metric sums are in kcal/(mol·e) (ESP), e (charges) and D (dipole) so that epoch metrics
+    are ``sqrt(esp_se / n_points)`` etc. Returns ``(loss, (sums, predictions))``.
+    """
+    out = predict(model, params, batch, esp_chunk_size)
+    mol = batch["mol_mask"].astype(jnp.float32)
+    n_mol = jnp.maximum(mol.sum(), 1.0)
+    gmask = batch["grid_mask"].astype(jnp.float32)
+    amask = batch["atom_mask"].astype(jnp.float32)
+
+    err = (out["esp"] - batch["esp"]) * HARTREE_TO_KCAL_MOL * gmask
+    n_g = gmask.sum(-1)
+    mse_m = (err**2).sum(-1) / jnp.maximum(n_g, 1.0)
+    esp_loss = (mse_m * mol).sum() / n_mol
+
+    cm = batch["mono_mask"].astype(jnp.float32) * mol
+    cerr = (out["atom_charges"] - batch["mono"]) * amask
+    n_a = amask.sum(-1)
+    cmse_m = (cerr**2).sum(-1) / jnp.maximum(n_a, 1.0)
+    chg_loss = (cmse_m * cm).sum() / jnp.maximum(cm.sum(), 1.0)
+
+    dm = batch["dipole_mask"].astype(jnp.float32) * mol
+    derr = (out["dipole"] - batch["dipole"]) * EANGSTROM_TO_DEBYE
+    dse = (derr**2).sum(-1)
+    dip_loss = (dse * dm).sum() / jnp.maximum(dm.sum(), 1.0)
+
+    loss = (weights["esp_w"] * esp_loss + weights["chg_w"] * chg_loss
+            + weights["dipole_w"] * dip_loss)
+
+    site_mask = jnp.broadcast_to(amask[..., None], out["charges"].shape)
+    qs = out["charges"] * site_mask
+    sums = {
+        "n_mol": mol.sum(),
+        "loss_sum": loss * mol.sum(),
+        "esp_se": (err**2).sum(),
+        "esp_ae": jnp.abs(err).sum(),
+        "n_points": (gmask * mol[:, None]).sum(),
+        "chg_se": ((cerr**2).sum(-1) * cm).sum(),
+        "chg_ae": (jnp.abs(cerr).sum(-1) * cm).sum(),
+        "n_chg": (n_a * cm).sum(),
+        "dip_ae": (jnp.sqrt(dse + 1e-30) * dm).sum(),
+        "dip_se": (dse * dm).sum(),
+        "n_dip": dm.sum(),
+        "q_sum": qs.sum(),
+        "q_sq": (qs**2).sum(),
+        "n_sites": site_mask.sum(),
+        "q_min": jnp.min(jnp.where(site_mask > 0, out["charges"], jnp.inf)),
+        "q_max": jnp.max(jnp.where(site_mask > 0, out["charges"], -jnp.inf)),
+    }
+    return loss, (sums, out)
+
+
+def epoch_metrics(sums: Mapping) -> dict:
+    """Epoch metrics from accumulated sums (plain floats; NaN where undefined).
+
+    Keys: ``loss``, ``esp_mae``, ``esp_rmse`` (kcal/(mol·e)), ``charge_mae``,
+    ``charge_rmse`` (e), ``dipole_mae`` (D), ``q_mean``, ``q_std``, ``q_min``, ``q_max`` (e).
+    """
+    import math
+
+    def ratio(a, b):
+        return float(sums[a]) / float(sums[b]) if float(sums[b]) > 0 else math.nan
+
+    q_mean = ratio("q_sum", "n_sites")
+    q_var = ratio("q_sq", "n_sites") - q_mean**2 if not math.isnan(q_mean) else math.nan
+    return {
+        "loss": ratio("loss_sum", "n_mol"),
+        "esp_mae": ratio("esp_ae", "n_points"),
+        "esp_rmse": math.sqrt(ratio("esp_se", "n_points")) if float(sums["n_points"]) > 0 else math.nan,
+        "charge_mae": ratio("chg_ae", "n_chg"),
+        "charge_rmse": math.sqrt(ratio("chg_se", "n_chg")) if float(sums["n_chg"]) > 0 else math.nan,
+        "dipole_mae": ratio("dip_ae", "n_dip"),
+        "q_mean": q_mean,
+        "q_std": math.sqrt(max(q_var, 0.0)) if not math.isnan(q_var) else math.nan,
+        "q_min": float(sums.get("q_min", math.nan)),
+        "q_max": float(sums.get("q_max", math.nan)),
+    }
+
+
+def accumulate(total: dict | None, sums: Mapping) -> dict:
+    """Add one batch's metric sums (numpy/jax scalars) into running totals (floats)."""
+    s = {k: float(v) for k, v in sums.items()}
+    if total is None:
+        return s
+    out = dict(total)
+    for k, v in s.items():
+        if k == "q_min":
+            out[k] = min(out[k], v)
+        elif k == "q_max":
+            out[k] = max(out[k], v)
+        else:
+            out[k] = out[k] + v
+    return out

@@ -1,0 +1,147 @@
+"""One-call training: data, split, experiment folder, training, final evaluation.
+
+``run_training(name="demo", num_epochs=50, n_dcm=2)`` is the Python twin of
+``dcmnet train --name demo --num-epochs 50 --n-dcm 2``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from dcmnet.config import ExperimentConfig, create_default_config, provenance
+from dcmnet.data.dataset import Dataset
+from dcmnet.errors import ConfigError
+from dcmnet.experiment import CONFIG_NAME, SPLIT_NAME
+
+
+def _seed_from_key(key) -> int:
+    if key is None:
+        return 0
+    if isinstance(key, (int, np.integer)):
+        return int(key)
+    import jax
+    data = np.asarray(jax.random.key_data(key) if jax.dtypes.issubdtype(
+        key.dtype, jax.dtypes.prng_key) else key).ravel()
+    return int(data[-1]) % (2**31 - 1)
+
+
+def prepare_datasets(key=0, num_train: int | None = None, num_valid: int | None = None,
+                     filename=None, verbose: bool = True) -> tuple[Dataset, Dataset]:
+    """Load ESP data and split it into training and validation sets.
+
+    Args:
+        key: an int seed or a ``jax.random.PRNGKey`` for the split.
+        num_train, num_valid: molecule counts (None: all molecules, about 90/10).
+        filename: one path or a list of paths (canonical or mmml-style NPZ); None or
+            empty uses the bundled dataset.
+        verbose: print what was detected in each file.
+    Returns:
+        ``(train, valid)`` datasets.
+    Raises:
+        DataError: unreadable files or more molecules requested than available.
+    """
+    from dcmnet.data.loader import load_dataset
+    from dcmnet.data.split import split_indices
+
+    data = load_dataset(filename or None, verbose=verbose)
+    tr, va = split_indices(len(data), num_train, num_valid, seed=_seed_from_key(key))
+    return data.subset(tr), data.subset(va)
+
+
+def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Path) -> list[str]:
+    """Differences that forbid resuming raise; harmless ones are returned as notes."""
+    fatal = []
+    if dataclasses.asdict(old.model) != dataclasses.asdict(new.model):
+        fatal.append("model architecture")
+    for k in ("data_files", "num_train", "num_valid", "random_seed"):
+        if getattr(old, k) != getattr(new, k):
+            fatal.append(k)
+    if fatal:
+        raise ConfigError(
+            f"{exp_dir} already holds an experiment with a different {', '.join(fatal)}. "
+            "Choose another --name, or pass --overwrite to replace it.")
+    t_old, t_new = dataclasses.asdict(old.training), dataclasses.asdict(new.training)
+    return [f"{k}: {t_old[k]} -> {t_new[k]}" for k in t_new if t_old.get(k) != t_new[k]]
+
+
+def run_training(name: str | None = None, *, config: ExperimentConfig | None = None,
+                 restart_checkpoint=None, overwrite: bool = False, progress: bool = True,
+                 console=None, table_every: int = 1, **overrides):
+    """Train DCM-net end to end and evaluate it against fitted monopoles.
+
+    Args:
+        name: experiment name (folder ``output_dir/name``); default the config's or "dcmnet".
+        config: a full :class:`ExperimentConfig`; keyword ``overrides`` are applied on top.
+        restart_checkpoint: continue from this experiment/checkpoint folder.
+        overwrite: delete an existing experiment of this name first.
+        progress: progress bars; ``table_every``: per-epoch table interval.
+        **overrides: any field of ExperimentConfig/ModelConfig/TrainingConfig
+            (``num_epochs=50, n_dcm=3, data_files=[...]``).
+    Returns:
+        ``(params, best_valid_loss, experiment_dir)``.
+    Raises:
+        ConfigError, DataError, TrainingDiverged.
+    """
+    from rich.console import Console
+
+    from dcmnet.data.loader import load_dataset
+    from dcmnet.data.split import load_split, save_split, split_indices
+    from dcmnet.evaluate import evaluate_model, summary_table, write_json
+    from dcmnet.train import train_model
+
+    console = console or Console(stderr=True)
+    base = _flatten(config) if config is not None else {}
+    name = name or (config.name if config is not None else "dcmnet")
+    cfg = create_default_config(name, **{**base, **overrides})
+    exp_dir = cfg.experiment_dir
+    if overwrite and exp_dir.exists():
+        shutil.rmtree(exp_dir)
+    if (exp_dir / CONFIG_NAME).exists():
+        old = ExperimentConfig.load(exp_dir / CONFIG_NAME)
+        notes = _check_compatible(old, cfg, exp_dir)
+        if notes:
+            console.print(f"continuing {exp_dir} with changed training settings: "
+                          + "; ".join(notes))
+
+    data = load_dataset(cfg.data_files or None, verbose=True)
+    split_path = exp_dir / SPLIT_NAME
+    if split_path.exists():
+        split = load_split(split_path, n_molecules=len(data))
+        tr, va = split.train, split.valid
+    else:
+        tr, va = split_indices(len(data), cfg.num_train, cfg.num_valid, seed=cfg.random_seed)
+        if len(va) == 0:
+            raise ConfigError("no molecules left for validation; lower --num-train or give "
+                              "--num-valid ≥ 1.")
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        save_split(split_path, tr, va, cfg.random_seed)
+    cfg.save(exp_dir / CONFIG_NAME, extra=provenance())
+    train, valid = data.subset(tr), data.subset(va)
+
+    result = train_model(cfg, train, valid, resume_from=restart_checkpoint, console=console,
+                         progress=progress, table_every=table_every)
+
+    from dcmnet.model import create_model
+    model = create_model(**dataclasses.asdict(cfg.model))
+    summary = evaluate_model(model, result.params, valid, batch_size=cfg.training.batch_size)
+    summary["best_epoch"] = result.best_epoch
+    write_json(summary, exp_dir / "analysis" / "validation_evaluation.json")
+    console.print(summary_table(summary, title=f"validation set, best epoch "
+                                               f"{result.best_epoch}"))
+    e = summary["esp_rmse_kcal_mol_e"]["median"]
+    m = summary["fitted_monopole_esp_rmse_kcal_mol_e"]["median"]
+    verdict = "better than" if e < m else "NOT better than"
+    console.print(f"validation ESP RMSE (median over molecules): DCM-net {e:.3f} vs fitted "
+                  f"monopoles {m:.3f} kcal/(mol·e): {verdict} the point-charge baseline.")
+    console.print(f"experiment folder: {exp_dir}")
+    return result.params, result.best_valid_loss, exp_dir
+
+
+def _flatten(cfg: ExperimentConfig) -> dict:
+    d = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "training", "name")}
+    d.update(cfg.to_dict()["model"])
+    d.update(cfg.to_dict()["training"])
+    return d

@@ -1,0 +1,278 @@
+"""Training DCM-net: jit-compiled steps, EMA, checkpoints, resume, monitoring.
+
+``train_model`` runs the epochs of one experiment on given training / validation datasets;
+``run_training`` (in :mod:`dcmnet.runner`) adds data loading, the split and the folder.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dcmnet.config import ExperimentConfig
+from dcmnet.data.batching import BatchIterator, bucket_shapes
+from dcmnet.data.dataset import Dataset
+from dcmnet.errors import ConfigError, DCMNetError
+from dcmnet.experiment import CONFIG_NAME, HISTORY_NAME
+from dcmnet.loss import SUM_KEYS, accumulate, epoch_metrics, loss_and_metrics, weights_array
+from dcmnet.model import check_atomic_numbers, create_model
+from dcmnet.optim import make_optimizer, make_schedule
+
+#: Metrics shown in the per-epoch table, with their labels.
+TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
+                 ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE [e]"),
+                 ("charge_rmse", "charge RMSE [e]"), ("dipole_mae", "dipole MAE [D]"),
+                 ("q_mean", "q mean [e]"), ("q_std", "q std [e]"), ("q_min", "q min [e]"),
+                 ("q_max", "q max [e]"))
+
+
+class TrainingDiverged(DCMNetError):
+    """The loss became NaN or Inf; ``best`` and ``latest`` checkpoints are left intact."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run returns: EMA parameters of the best epoch and its loss."""
+
+    params: dict
+    best_valid_loss: float
+    best_epoch: int
+    experiment_dir: Path
+    history: list
+
+
+def _build_steps(model, tx, cfg: ExperimentConfig):
+    """Jitted ``train_step(state, batch, weights)`` and ``eval_step(params, batch, weights)``."""
+    tcfg = cfg.training
+    chunk = tcfg.esp_chunk_size or None
+    decay = jnp.float32(tcfg.ema_decay if tcfg.use_ema else 0.0)
+    accumulating = tcfg.gradient_accumulation_steps > 1
+
+    def train_step(state, batch, weights):
+        def lf(p):
+            loss, (sums, _) = loss_and_metrics(model, p, batch, weights, chunk)
+            return loss, sums
+        (loss, sums), grads = jax.value_and_grad(lf, has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        updated = tx.has_updated(opt_state) if accumulating else jnp.bool_(True)
+        ema = jax.tree_util.tree_map(
+            lambda e, p: jnp.where(updated, decay * e + (1.0 - decay) * p, e),
+            state["ema_params"], params)
+        new = {"params": params, "opt_state": opt_state, "ema_params": ema,
+               "step": state["step"] + 1}
+        return new, loss, sums
+
+    def eval_step(params, batch, weights):
+        loss, (sums, _) = loss_and_metrics(model, params, batch, weights, chunk)
+        return loss, sums
+
+    return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step)
+
+
+def init_state(model, tx, batch: dict, seed: int) -> dict:
+    """Fresh training state: parameters, optimizer state, EMA copy, step counter."""
+    params = model.init(jax.random.PRNGKey(seed), jnp.asarray(batch["Z"]),
+                        jnp.asarray(batch["R"]), jnp.asarray(batch["atom_mask"]),
+                        jnp.asarray(batch["net_charge"]))
+    return {"params": params, "opt_state": tx.init(params),
+            "ema_params": jax.tree_util.tree_map(jnp.array, params),
+            "step": jnp.int32(0)}
+
+
+def _write_history(path: Path, history: list) -> None:
+    if not history:
+        return
+    keys = list(history[0])
+    for row in history[1:]:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(buf.getvalue())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float):
+    """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff."""
+    from rich.table import Table
+
+    t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e})", title_justify="left",
+              show_edge=False, header_style="bold")
+    for c in ("Metric", "Train", "Valid", "Diff", "% Diff"):
+        t.add_column(c, justify="left" if c == "Metric" else "right")
+    for key, label in TABLE_METRICS:
+        a, b = train.get(key, math.nan), valid.get(key, math.nan)
+        if math.isnan(a) and math.isnan(b):
+            continue
+        d = b - a
+        pct = 100.0 * d / abs(a) if a not in (0.0,) and not math.isnan(a) else math.nan
+        t.add_row(label, f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
+                  "" if math.isnan(pct) else f"{pct:+.2f}%")
+    return t
+
+
+def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset, *,
+                resume_from: Path | None = None, console=None, progress: bool = True,
+                table_every: int = 1) -> TrainResult:
+    """Train DCM-net for ``config.training.num_epochs`` epochs (or up to it when resuming).
+
+    Args:
+        config: the experiment configuration (folder ``config.experiment_dir``).
+        train_data, valid_data: ragged datasets (validation may not be empty).
+        resume_from: a checkpoint folder to continue from (``.../checkpoints/latest`` or an
+            experiment folder); ``None`` continues this experiment's ``latest`` checkpoint
+            when it exists, otherwise starts fresh.
+        console: a ``rich.console.Console`` for messages (default: stderr console).
+        progress: show progress bars.
+        table_every: print the full per-epoch table every N epochs (always the last).
+    Returns:
+        :class:`TrainResult` with the EMA parameters of the best validation epoch.
+    Raises:
+        TrainingDiverged: NaN/Inf loss (names epoch and step); checkpoints stay intact.
+        DataError / ConfigError: bad data or settings.
+    """
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from tensorboardX import SummaryWriter
+
+    from dcmnet.checkpoint import CheckpointStore, resolve_checkpoint
+
+    console = console or Console(stderr=True)
+    config.validate()
+    tcfg, mcfg = config.training, config.model
+    exp_dir = config.experiment_dir
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    for ds in (train_data, valid_data):
+        check_atomic_numbers(ds.Z, mcfg.max_atomic_number)
+
+    model = create_model(**dataclasses.asdict(mcfg))
+    both = Dataset.concatenate([train_data, valid_data])
+    shapes = bucket_shapes(both, batch_size=tcfg.batch_size)
+    train_it = BatchIterator(train_data, tcfg.batch_size, shuffle=True,
+                             seed=config.random_seed, shapes=shapes)
+    valid_it = BatchIterator(valid_data, tcfg.batch_size, shuffle=False, shapes=shapes)
+    n_batches = len(train_it)
+    tx = make_optimizer(tcfg, n_batches)
+    schedule = make_schedule(tcfg, n_batches)
+    weights = weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w)
+    train_step, eval_step = _build_steps(model, tx, config)
+
+    first = next(iter(train_it.epoch_batches(0)))
+    state = init_state(model, tx, first, config.random_seed)
+    store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
+    start_epoch, best_loss, best_epoch, history = 0, math.inf, -1, []
+
+    src_store, src_kind, src_step = store, "latest", None
+    if resume_from is not None:
+        src_dir, src_kind, src_step = resolve_checkpoint(resume_from)
+        src_store = CheckpointStore(src_dir) if Path(src_dir) != exp_dir else store
+    if src_store.steps(src_kind):
+        state, meta, step = src_store.restore(src_kind, target=state, step=src_step)
+        start_epoch = int(meta["epoch"])
+        history = list(meta.get("history", []))[:start_epoch]
+        best_loss = float(meta.get("best_valid_loss", math.inf))
+        best_epoch = int(meta.get("best_epoch", -1))
+        console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of "
+                      f"{src_store.exp_dir if hasattr(src_store, 'exp_dir') else exp_dir}")
+    writer = SummaryWriter(str(exp_dir / "tensorboard"))
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
+    console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
+                  f"validation molecules, batch {tcfg.batch_size} × accumulation "
+                  f"{tcfg.gradient_accumulation_steps}, {n_batches} batches/epoch, padding "
+                  f"shapes (atoms, grid points) {shapes}, {n_params:,} parameters, n_dcm "
+                  f"{mcfg.n_dcm}")
+    if start_epoch >= tcfg.num_epochs:
+        console.print(f"already trained for {start_epoch} epochs (num_epochs "
+                      f"{tcfg.num_epochs}); nothing to do. Raise --num-epochs to continue.")
+
+    def run_eval(params):
+        total = None
+        for b in valid_it.epoch_batches(0):
+            _, sums = eval_step(params, b, weights)
+            total = accumulate(total, jax.device_get(sums))
+        return epoch_metrics(total)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}")]
+    try:
+        with Progress(*columns, console=console, disable=not progress,
+                      transient=False) as bar:
+            ep_task = bar.add_task("epochs", total=tcfg.num_epochs, completed=start_epoch,
+                                   info="")
+            for epoch in range(start_epoch, tcfg.num_epochs):
+                t0 = time.perf_counter()
+                b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
+                total = None
+                for i, batch in enumerate(train_it.epoch_batches(epoch)):
+                    state, loss, sums = train_step(state, batch, weights)
+                    loss = float(loss)
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"loss became {loss} at epoch {epoch + 1}, step {i + 1} of "
+                            f"{n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
+                            "intact. Lower --learning-rate or enable --use-grad-clip.")
+                    total = accumulate(total, jax.device_get(sums))
+                    bar.update(b_task, advance=1, info=f"loss {loss:.4g}")
+                bar.remove_task(b_task)
+                train_m = epoch_metrics(total)
+                params_eval = state["ema_params"] if tcfg.use_ema else state["params"]
+                valid_m = run_eval(params_eval)
+                seconds = time.perf_counter() - t0
+                n_updates = int(state["step"]) // tcfg.gradient_accumulation_steps
+                lr = float(schedule(max(n_updates - 1, 0)))
+                row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "lr": lr}
+                row.update({f"train_{k}": v for k, v in train_m.items()})
+                row.update({f"valid_{k}": v for k, v in valid_m.items()})
+                history.append(row)
+                for k, v in row.items():
+                    if k != "epoch" and isinstance(v, float) and math.isfinite(v):
+                        writer.add_scalar(k.replace("_", "/", 1) if k[:5] in ("train", "valid")
+                                          else k, v, epoch + 1)
+                writer.flush()
+                improved = valid_m["loss"] < best_loss
+                if improved:
+                    best_loss, best_epoch = valid_m["loss"], epoch + 1
+                meta = {"epoch": epoch + 1, "best_valid_loss": best_loss,
+                        "best_epoch": best_epoch, "history": history,
+                        "config": config.to_dict()}
+                host_state = jax.device_get(state)
+                if improved:
+                    store.save("best", epoch + 1, host_state, meta)
+                if tcfg.save_every_n_epochs and (epoch + 1) % tcfg.save_every_n_epochs == 0:
+                    store.save("periodic", epoch + 1, host_state, meta)
+                store.save("latest", epoch + 1, host_state, meta)
+                _write_history(exp_dir / HISTORY_NAME, history)
+                last = epoch + 1 == tcfg.num_epochs
+                if table_every and ((epoch + 1) % table_every == 0 or last):
+                    bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr))
+                bar.update(ep_task, advance=1,
+                           info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
+                                f"{' *' if improved else ''}")
+    finally:
+        writer.close()
+        store.close()
+
+    best_store = CheckpointStore(exp_dir)
+    kind = "best" if best_store.steps("best") else "latest"
+    best_state, _, _ = best_store.restore(kind, target=jax.device_get(state))
+    best_store.close()
+    params = best_state["ema_params"] if tcfg.use_ema else best_state["params"]
+    return TrainResult(params=params, best_valid_loss=best_loss, best_epoch=best_epoch,
+                       experiment_dir=exp_dir, history=history)
