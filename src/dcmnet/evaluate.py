@@ -138,21 +138,22 @@ def write_json(obj: dict, path) -> Path:
 
 def summary_table(summary: dict, title: str = "evaluation"):
     """A rich table of an evaluation summary: DCM-net next to fitted monopoles."""
+    from rich.markup import escape
     from rich.table import Table
 
     def f(x):
         return "—" if x is None else f"{x:.4f}"
 
-    t = Table(title=f"{title}: {summary['n_molecules']} molecules", title_justify="left")
+    t = Table(title=escape(f"{title}: {summary['n_molecules']} molecules"), title_justify="left")
     t.add_column("metric")
     t.add_column("DCM-net", justify="right")
     t.add_column("fitted monopoles", justify="right")
     e, m = summary["esp_rmse_kcal_mol_e"], summary["fitted_monopole_esp_rmse_kcal_mol_e"]
-    t.add_row("ESP RMSE median [kcal/(mol·e)]", f(e["median"]), f(m["median"]))
-    t.add_row("ESP RMSE mean [kcal/(mol·e)]", f(e["mean"]), f(m["mean"]))
-    t.add_row("dipole MAE [D]", f(summary["dipole_mae_debye"]),
+    t.add_row(escape("ESP RMSE median [kcal/(mol·e)]"), f(e["median"]), f(m["median"]))
+    t.add_row(escape("ESP RMSE mean [kcal/(mol·e)]"), f(e["mean"]), f(m["mean"]))
+    t.add_row(escape("dipole MAE [D]"), f(summary["dipole_mae_debye"]),
               f(summary["fitted_monopole_dipole_mae_debye"]))
-    t.add_row("max |Σq − net charge| [e]", f"{summary['max_net_charge_error_e']:.2e}", "0 (exact)")
+    t.add_row(escape("max |Σq − net charge| [e]"), f"{summary['max_net_charge_error_e']:.2e}", "0 (exact)")
     t.add_row("molecules where DCM-net beats monopoles",
               f"{100 * summary['fraction_better_than_monopoles']:.1f} %", "")
     return t

@@ -109,6 +109,7 @@ def _write_history(path: Path, history: list) -> None:
 
 def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float):
     """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff."""
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e})", title_justify="left",
@@ -121,7 +122,7 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
             continue
         d = b - a
         pct = 100.0 * d / abs(a) if a not in (0.0,) and not math.isnan(a) else math.nan
-        t.add_row(label, f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
+        t.add_row(escape(label), f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
                   "" if math.isnan(pct) else f"{pct:+.2f}%")
     return t
 

@@ -1,0 +1,286 @@
+"""DCM-net: an E(3)-equivariant message-passing network that predicts distributed charges.
+
+For every atom the network predicts ``n_dcm`` point charges (e) and their absolute
+positions (Å) (Boittier & Meuwly, "Efficient, Equivariant Predictions of Distributed
+Charge Models", arXiv 2602.07234). Architecture (e3x on flax.linen):
+
+1. element embedding of the atomic number (``e3x.nn.Embed``);
+2. ``num_iterations`` blocks of equivariant message passing (``e3x.nn.MessagePass``) over
+   all pairs of real atoms of the same molecule, with radial-angular basis functions
+   (reciprocal Bernstein radial functions times spherical harmonics up to ``max_degree``,
+   multiplied by a smooth cutoff at ``cutoff`` Å), each followed by a residual atom-wise
+   update (Dense → SiLU gate → Dense);
+3. an equivariant head (Dense → SiLU → Dense to ``n_dcm`` channels): the scalar
+   (ℓ = 0, even parity) channel gives the raw charges, the ℓ = 1 odd-parity channel (a
+   proper vector) gives a displacement ``v`` that is bounded smoothly as
+   ``d = v / sqrt(1 + |v|²/m²)`` with ``m = max_displacement`` (so ``|d| < m``);
+4. the charges of each molecule are projected onto the net charge,
+   ``q ← q − (Σq − Q)/(n_real_atoms · n_dcm)`` on real atoms only, so ``Σq = Q`` exactly.
+
+Output (see ``docs/conventions.md``): ``charges`` (B, A, n_dcm) in e and ``positions``
+(B, A, n_dcm, 3) absolute, in Å, with site ``k`` of atom ``i`` at ``R[i] + d_ik``.
+
+Padding: padded atoms (``Z = 0`` or ``atom_mask = 0``) send and receive no messages,
+carry exactly 0 charge and their sites sit on their own ``R``; a molecule with no real
+atoms gives zeros. Masked pairs use a safe unit displacement, so no NaN appears in norms,
+spherical harmonics or gradients.
+
+e3x irreps: features have shape ``(..., P, (L+1)², F)`` with parity axis ``P`` (index 0
+even, 1 odd when P = 2) and the degree-ℓ block at ``ℓ² : (ℓ+1)²``. The model passes
+``cartesian_order=True`` explicitly to every e3x call (e3x's ``Config`` setters do not
+change module defaults after import), so the ℓ = 1 components are in the order (x, y, z);
+with ``cartesian_order=False`` e3x would use (y, z, x) (m = −1, 0, 1).
+
+Atomic numbers: ``0 ≤ Z ≤ max_atomic_number``. With concrete inputs (outside ``jit``)
+:meth:`DCMNet.__call__` raises :class:`dcmnet.errors.DataError` for any other value. Under
+``jit`` the values cannot be inspected: an out-of-range ``Z`` then gives NaN features for
+that atom (the embedding lookup is done with an explicit NaN fill, never silently clipped).
+Call :func:`check_atomic_numbers` on each batch before entering a jitted function.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Tuple
+
+import e3x
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dcmnet.errors import DataError
+
+__all__ = [
+    "DCMNet",
+    "create_model",
+    "count_parameters",
+    "check_atomic_numbers",
+    "pair_indices",
+    "L1_TO_XYZ",
+]
+
+#: e3x component order used throughout the model (passed explicitly to e3x).
+CARTESIAN_ORDER: bool = True
+#: Indices into the ℓ = 1 block (length 3) giving Cartesian (x, y, z). With
+#: ``cartesian_order=True`` e3x stores ℓ = 1 as (x, y, z); (spherical order would be
+#: (y, z, x), i.e. indices (2, 0, 1)). Verified by the rotation-equivariance tests.
+L1_TO_XYZ: Tuple[int, int, int] = (0, 1, 2) if CARTESIAN_ORDER else (2, 0, 1)
+
+
+def check_atomic_numbers(Z: Any, max_atomic_number: int) -> None:
+    """Raises :class:`DataError` unless every atomic number is in ``[0, max_atomic_number]``.
+
+    ``Z = 0`` marks padding. Call this on concrete (NumPy) batches before a jitted model
+    call: inside ``jit`` the values are tracers and cannot be checked.
+
+    Args:
+        Z: array-like of integer atomic numbers, any shape.
+        max_atomic_number: largest atomic number the model's embedding covers.
+
+    Raises:
+        DataError: an atomic number is negative or above ``max_atomic_number``.
+    """
+    Z = np.asarray(Z)
+    if Z.size == 0:
+        return
+    if not np.issubdtype(Z.dtype, np.integer):
+        if not np.all(np.isfinite(Z)) or not np.all(Z == np.round(Z)):
+            raise DataError(f"atomic numbers must be integers, got dtype {Z.dtype} with "
+                            "non-integer values")
+    zmax = int(Z.max())
+    zmin = int(Z.min())
+    if zmax > max_atomic_number:
+        raise DataError(
+            f"atomic number {zmax} exceeds the model's max_atomic_number {max_atomic_number}; "
+            f"retrain with --max-atomic-number ≥ {zmax} (or drop the molecules holding "
+            f"element {zmax})")
+    if zmin < 0:
+        raise DataError(f"atomic number {zmin} is negative; atomic numbers must be ≥ 1 "
+                        "(0 marks a padded atom)")
+
+
+@functools.lru_cache(maxsize=64)
+def _pair_indices_np(num_molecules: int, num_atoms: int) -> Tuple[np.ndarray, np.ndarray]:
+    i, j = np.nonzero(~np.eye(num_atoms, dtype=bool))  # all ordered pairs i != j
+    offsets = (np.arange(num_molecules) * num_atoms)[:, None]
+    dst = (offsets + i[None, :]).reshape(-1).astype(np.int32)
+    src = (offsets + j[None, :]).reshape(-1).astype(np.int32)
+    dst.setflags(write=False)
+    src.setflags(write=False)
+    return dst, src
+
+
+def pair_indices(num_molecules: int, num_atoms: int) -> Tuple[np.ndarray, np.ndarray]:
+    """All ordered atom pairs ``(i, j), i ≠ j`` inside each molecule of a padded batch.
+
+    Atoms are numbered over the flattened batch, ``b * num_atoms + i``.
+
+    Returns:
+        ``(dst_idx, src_idx)``, each (num_molecules · num_atoms · (num_atoms − 1),) int32,
+        sorted by ``dst_idx``: messages flow from ``src`` to ``dst``.
+    """
+    return _pair_indices_np(int(num_molecules), int(num_atoms))
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+class DCMNet(nn.Module):
+    """E(3)-equivariant network predicting ``n_dcm`` charges per atom (see module docstring).
+
+    Attributes:
+        n_dcm: charge sites per atom.
+        features: feature channels per irrep.
+        max_degree: largest spherical-harmonics degree of the features and basis (≥ 1).
+        num_iterations: message-passing blocks.
+        num_basis_functions: radial basis functions.
+        cutoff: message-passing cutoff radius, Å.
+        max_atomic_number: largest atomic number the embedding covers.
+        max_displacement: bound on the distance of a charge site from its atom, Å.
+    """
+
+    n_dcm: int = 2
+    features: int = 32
+    max_degree: int = 2
+    num_iterations: int = 2
+    num_basis_functions: int = 16
+    cutoff: float = 4.0
+    max_atomic_number: int = 18
+    max_displacement: float = 1.0
+
+    @nn.compact
+    def __call__(self, Z, R, atom_mask, net_charge):
+        """Predicts distributed charges for a padded batch.
+
+        Args:
+            Z: (B, A) int32 atomic numbers, 0 = padded atom.
+            R: (B, A, 3) float32 positions, Å.
+            atom_mask: (B, A) 1 for real atoms, 0 for padding (an atom counts as real only
+                where ``atom_mask > 0`` and ``Z > 0``).
+            net_charge: (B,) total charge of each molecule, e.
+
+        Returns:
+            ``(charges, positions)``: (B, A, n_dcm) charges in e, summing to
+            ``net_charge`` for every molecule with at least one real atom (0 for padded
+            atoms and dummy molecules); (B, A, n_dcm, 3) absolute site positions in Å.
+
+        Raises:
+            DataError: with concrete inputs, an atomic number outside
+                ``[0, max_atomic_number]`` (under ``jit`` no check is possible; use
+                :func:`check_atomic_numbers` before).
+        """
+        if self.max_degree < 1:
+            raise ValueError("DCMNet needs max_degree ≥ 1 (charge displacements are ℓ = 1)")
+        if self.n_dcm < 1:
+            raise ValueError(f"n_dcm must be ≥ 1, got {self.n_dcm}")
+        if _is_concrete(Z):
+            check_atomic_numbers(Z, self.max_atomic_number)
+
+        Z = jnp.asarray(Z)
+        R = jnp.asarray(R, jnp.float32)
+        B, A = Z.shape
+        N = B * A
+        dtype = R.dtype
+
+        mask = (jnp.asarray(atom_mask) > 0) & (Z > 0)  # (B, A) bool
+        maskf = mask.astype(dtype)
+        Zf = Z.reshape(N).astype(jnp.int32)
+        Rf = R.reshape(N, 3)
+        mf = maskf.reshape(N)
+
+        # --- pairs: all ordered pairs inside each molecule, masked to real atoms -------
+        dst_np, src_np = pair_indices(B, A)
+        dst_idx = jnp.asarray(dst_np)
+        src_idx = jnp.asarray(src_np)
+        pair_ok = (mf[dst_idx] * mf[src_idx]) > 0  # (P,)
+        disp = Rf[src_idx] - Rf[dst_idx]  # (P, 3), Å
+        # Masked pairs get a safe displacement (unit length, inside the cutoff) so that
+        # norms / spherical harmonics and their gradients stay finite; their basis is 0.
+        safe = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0], dtype), disp.shape)
+        disp = jnp.where(pair_ok[:, None], disp, safe)
+        basis = e3x.nn.basis(
+            disp,
+            max_degree=self.max_degree,
+            num=self.num_basis_functions,
+            radial_fn=e3x.nn.reciprocal_bernstein,
+            cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff),
+            cartesian_order=CARTESIAN_ORDER,
+        )  # (P, 1, (L+1)², K)
+        basis = basis * pair_ok[:, None, None, None].astype(dtype)
+
+        # --- element embedding (explicit NaN fill for out-of-range Z under jit) ---------
+        embed = e3x.nn.Embed(num_embeddings=self.max_atomic_number + 1,
+                             features=self.features, name="embed")
+        valid_z = (Zf >= 0) & (Zf <= self.max_atomic_number)
+        x = embed(jnp.clip(Zf, 0, self.max_atomic_number))  # (N, 1, 1, F)
+        x = jnp.where(valid_z[:, None, None, None], x, jnp.nan)
+        atom_m = mf[:, None, None, None]
+        x = x * atom_m
+
+        # --- message passing ---------------------------------------------------------
+        for it in range(self.num_iterations):
+            y = e3x.nn.MessagePass(
+                max_degree=self.max_degree,
+                include_pseudotensors=True,
+                cartesian_order=CARTESIAN_ORDER,
+                name=f"message_{it}",
+            )(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=N,
+              indices_are_sorted=True)
+            y = e3x.nn.add(x, y)
+            y = e3x.nn.Dense(self.features, name=f"update_{it}_a")(y)
+            y = e3x.nn.silu(y)
+            y = e3x.nn.Dense(self.features, name=f"update_{it}_b")(y)
+            x = e3x.nn.add(x, y) * atom_m
+
+        # --- head ----------------------------------------------------------------------
+        h = e3x.nn.Dense(self.features, name="head_a")(x)
+        h = e3x.nn.silu(h)
+        h = e3x.nn.Dense(self.n_dcm, name="head_b")(h)  # (N, P, (L+1)², n_dcm)
+        odd = 1 if h.shape[-3] == 2 else 0  # ℓ = 1 proper vectors have odd parity
+        q_raw = h[:, 0, 0, :]  # (N, n_dcm) scalars (ℓ = 0, even)
+        v = h[:, odd, 1:4, :][:, jnp.asarray(L1_TO_XYZ), :]  # (N, 3, n_dcm) → x, y, z
+        v = jnp.swapaxes(v, -1, -2)  # (N, n_dcm, 3), Å
+
+        # Smooth bound |d| < m: d = v / sqrt(1 + |v|²/m²) (finite gradient at v = 0).
+        m = self.max_displacement
+        d = v / jnp.sqrt(1.0 + jnp.sum(v * v, axis=-1, keepdims=True) / (m * m))
+        d = d * mf[:, None, None]
+        positions = Rf[:, None, :] + d  # (N, n_dcm, 3)
+
+        # --- exact net charge by projection on the real atoms of each molecule ---------
+        q = (q_raw * mf[:, None]).reshape(B, A, self.n_dcm)
+        n_sites = jnp.sum(maskf, axis=1) * self.n_dcm  # (B,)
+        excess = jnp.sum(q, axis=(1, 2)) - jnp.asarray(net_charge, dtype).reshape(B)
+        shift = jnp.where(n_sites > 0, excess / jnp.maximum(n_sites, 1.0), 0.0)
+        charges = (q - shift[:, None, None]) * maskf[:, :, None]
+
+        return charges, positions.reshape(B, A, self.n_dcm, 3)
+
+
+def create_model(n_dcm: int = 2, features: int = 32, max_degree: int = 2,
+                 num_iterations: int = 2, num_basis_functions: int = 16, cutoff: float = 4.0,
+                 max_atomic_number: int = 18, max_displacement: float = 1.0) -> DCMNet:
+    """Builds a :class:`DCMNet` (parameters come from ``model.init``).
+
+    Example:
+        >>> model = create_model(n_dcm=2, features=32)
+        >>> params = model.init(jax.random.PRNGKey(0), Z, R, atom_mask, net_charge)
+        >>> charges, positions = model.apply(params, Z, R, atom_mask, net_charge)
+    """
+    if n_dcm < 1:
+        raise ValueError(f"n_dcm must be ≥ 1, got {n_dcm}")
+    if max_degree < 1:
+        raise ValueError(f"max_degree must be ≥ 1, got {max_degree}")
+    if cutoff <= 0 or max_displacement <= 0:
+        raise ValueError("cutoff and max_displacement must be positive")
+    return DCMNet(n_dcm=int(n_dcm), features=int(features), max_degree=int(max_degree),
+                  num_iterations=int(num_iterations),
+                  num_basis_functions=int(num_basis_functions), cutoff=float(cutoff),
+                  max_atomic_number=int(max_atomic_number),
+                  max_displacement=float(max_displacement))
+
+
+def count_parameters(params: Any) -> int:
+    """Total number of scalar parameters in a parameter pytree (e.g. ``model.init``'s)."""
+    return int(sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params)))
