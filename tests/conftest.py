@@ -1,0 +1,27 @@
+"""Shared fixtures: small real subsets of the bundled dataset."""
+import numpy as np
+import pytest
+
+from dcmnet.data.loader import bundled_dataset_path
+from dcmnet.data.dataset import Dataset
+
+#: tiny model settings that keep tests fast
+TINY = dict(n_dcm=2, features=8, max_degree=1, num_iterations=1, num_basis_functions=8)
+
+
+def bundled_subset(names, per_molecule, offset=0) -> Dataset:
+    """``per_molecule`` conformers of each named bundled molecule (starting at ``offset``)."""
+    ds = Dataset.load(bundled_dataset_path())
+    idx = []
+    for n in names:
+        where = np.flatnonzero(ds.name == n)
+        assert len(where) >= offset + per_molecule, n
+        idx += list(where[offset:offset + per_molecule])
+    return ds.subset(idx)
+
+
+@pytest.fixture(scope="session")
+def small_npz(tmp_path_factory):
+    """16 conformers: water, methanol, acetate (−1) and methylammonium (+1), canonical NPZ."""
+    ds = bundled_subset(["water", "methanol", "acetate", "methylammonium"], 4)
+    return ds.save(tmp_path_factory.mktemp("data") / "small.npz")
