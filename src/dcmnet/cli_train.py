@@ -40,6 +40,7 @@ SWITCHES = [
     ("--use-grad-clip", "clip gradients by global norm (default on)"),
     ("--use-lr-schedule", "use the learning-rate schedule (default on)"),
     ("--use-ema", "validate and save EMA parameters (default on)"),
+    ("--data-parallel", "split each batch over all JAX devices (default on)"),
 ]
 
 
@@ -66,6 +67,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--progress", action=BOOL, default=True, help="progress bars")
     p.add_argument("--table-every", type=int, default=1,
                    help="print the per-epoch table every N epochs (default 1)")
+    p.add_argument("--stop-after-epochs", type=int, default=None, metavar="N",
+                   help="stop after N epochs of this run (job time limits); rerun to continue")
+    p.add_argument("--mlflow", action=BOOL, default=False,
+                   help="also log to MLflow (local file store ./OUTPUT_DIR/mlruns; "
+                        "needs dcmnet[tracking])")
+    p.add_argument("--verbose", action=BOOL, default=False,
+                   help="show the first batch and predictions as lovely-jax summaries")
+    p.add_argument("--distributed", action=BOOL, default=False,
+                   help="multi-host: call jax.distributed.initialize() first (see "
+                        "docs/training.md)")
     p.set_defaults(func=run_train)
 
     e = sub.add_parser("evaluate", help="per-molecule ESP errors of a trained model vs "
@@ -98,10 +109,14 @@ def run_train(args) -> int:
     from dcmnet.config import ExperimentConfig
     from dcmnet.runner import run_training
 
+    if args.distributed:
+        import jax
+        jax.distributed.initialize()
     config = ExperimentConfig.load(args.config) if args.config else None
     run_training(args.name, config=config, restart_checkpoint=args.restart_checkpoint,
                  overwrite=args.overwrite, progress=args.progress,
-                 table_every=args.table_every, **_overrides(args))
+                 table_every=args.table_every, stop_after_epochs=args.stop_after_epochs,
+                 mlflow=args.mlflow, verbose=args.verbose, **_overrides(args))
     return 0
 
 

@@ -95,7 +95,7 @@ class TrainingConfig:
     save_every_n_epochs: int = 10
     keep_checkpoints: int = 3
     esp_chunk_size: int = 0
-    log_every_n_steps: int = 0
+    data_parallel: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for impossible values."""

@@ -5,12 +5,8 @@
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +18,8 @@ import optax
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
-from dcmnet.errors import ConfigError, DCMNetError
-from dcmnet.experiment import CONFIG_NAME, HISTORY_NAME
-from dcmnet.loss import SUM_KEYS, accumulate, epoch_metrics, loss_and_metrics, weights_array
+from dcmnet.errors import DCMNetError
+from dcmnet.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.model import check_atomic_numbers, create_model
 from dcmnet.optim import make_optimizer, make_schedule
 
@@ -90,21 +85,26 @@ def init_state(model, tx, batch: dict, seed: int) -> dict:
             "step": jnp.int32(0)}
 
 
-def _write_history(path: Path, history: list) -> None:
-    if not history:
+def _flat_config(config: ExperimentConfig) -> dict:
+    d = config.to_dict()
+    flat = {k: v for k, v in d.items() if k not in ("model", "training")}
+    flat.update({f"model.{k}": v for k, v in d["model"].items()})
+    flat.update({f"training.{k}": v for k, v in d["training"].items()})
+    return flat
+
+
+def _show_arrays(console, batch: dict, model, params) -> None:
+    """Verbose mode: the first batch and predicted charges as lovely-jax summaries."""
+    try:
+        import lovely_jax as lj
+    except ImportError:
+        console.print("[yellow]--verbose: install lovely-jax for array summaries "
+                      "(pip install 'dcmnet[tracking]')[/]")
         return
-    keys = list(history[0])
-    for row in history[1:]:
-        keys += [k for k in row if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(history)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
+                                     batch["net_charge"])
+    for k, v in list(batch.items()) + [("charges", charges), ("positions", positions)]:
+        console.print(f"{k:>12}: {lj.lovely(jnp.asarray(v))}", highlight=False)
 
 
 def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float):
@@ -129,7 +129,8 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
 
 def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset, *,
                 resume_from: Path | None = None, console=None, progress: bool = True,
-                table_every: int = 1) -> TrainResult:
+                table_every: int = 1, stop_after_epochs: int | None = None,
+                mlflow: bool = False, verbose: bool = False) -> TrainResult:
     """Train DCM-net for ``config.training.num_epochs`` epochs (or up to it when resuming).
 
     Args:
@@ -141,6 +142,11 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
         console: a ``rich.console.Console`` for messages (default: stderr console).
         progress: show progress bars.
         table_every: print the full per-epoch table every N epochs (always the last).
+        stop_after_epochs: stop after this many epochs of *this* call (for job time limits;
+            rerun to continue: the result equals an uninterrupted run).
+        mlflow: also log to MLflow (extra ``dcmnet[tracking]``).
+        verbose: show the first batch and the first predicted charges with lovely-jax
+            (when installed).
     Returns:
         :class:`TrainResult` with the EMA parameters of the best validation epoch.
     Raises:
@@ -150,9 +156,9 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
-    from tensorboardX import SummaryWriter
-
     from dcmnet.checkpoint import CheckpointStore, resolve_checkpoint
+    from dcmnet.monitor import Monitor
+    from dcmnet.parallel import maybe_data_parallel
 
     console = console or Console(stderr=True)
     config.validate()
@@ -176,6 +182,8 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
 
     first = next(iter(train_it.epoch_batches(0)))
     state = init_state(model, tx, first, config.random_seed)
+    dp = maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console)
+    put_batch = dp.put_batch if dp is not None else (lambda b: b)
     store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
     start_epoch, best_loss, best_epoch, history = 0, math.inf, -1, []
 
@@ -191,7 +199,13 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
         best_epoch = int(meta.get("best_epoch", -1))
         console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of "
                       f"{src_store.exp_dir if hasattr(src_store, 'exp_dir') else exp_dir}")
-    writer = SummaryWriter(str(exp_dir / "tensorboard"))
+    if dp is not None:
+        state = dp.put_state(state)
+        console.print(f"data parallel over {dp.size} devices "
+                      f"({tcfg.batch_size // dp.size} molecules per device and batch)")
+    if verbose:
+        _show_arrays(console, first, model, state["params"])
+    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=mlflow)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
     console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
                   f"validation molecules, batch {tcfg.batch_size} × accumulation "
@@ -205,7 +219,7 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
     def run_eval(params):
         total = None
         for b in valid_it.epoch_batches(0):
-            _, sums = eval_step(params, b, weights)
+            _, sums = eval_step(params, put_batch(b), weights)
             total = accumulate(total, jax.device_get(sums))
         return epoch_metrics(total)
 
@@ -217,12 +231,14 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                       transient=False) as bar:
             ep_task = bar.add_task("epochs", total=tcfg.num_epochs, completed=start_epoch,
                                    info="")
-            for epoch in range(start_epoch, tcfg.num_epochs):
+            end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
+                tcfg.num_epochs, start_epoch + int(stop_after_epochs))
+            for epoch in range(start_epoch, end_epoch):
                 t0 = time.perf_counter()
                 b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
                 total = None
                 for i, batch in enumerate(train_it.epoch_batches(epoch)):
-                    state, loss, sums = train_step(state, batch, weights)
+                    state, loss, sums = train_step(state, put_batch(batch), weights)
                     loss = float(loss)
                     if not math.isfinite(loss):
                         raise TrainingDiverged(
@@ -242,11 +258,7 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                 row.update({f"train_{k}": v for k, v in train_m.items()})
                 row.update({f"valid_{k}": v for k, v in valid_m.items()})
                 history.append(row)
-                for k, v in row.items():
-                    if k != "epoch" and isinstance(v, float) and math.isfinite(v):
-                        writer.add_scalar(k.replace("_", "/", 1) if k[:5] in ("train", "valid")
-                                          else k, v, epoch + 1)
-                writer.flush()
+                monitor.log_epoch(row, history)
                 improved = valid_m["loss"] < best_loss
                 if improved:
                     best_loss, best_epoch = valid_m["loss"], epoch + 1
@@ -259,7 +271,6 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                 if tcfg.save_every_n_epochs and (epoch + 1) % tcfg.save_every_n_epochs == 0:
                     store.save("periodic", epoch + 1, host_state, meta)
                 store.save("latest", epoch + 1, host_state, meta)
-                _write_history(exp_dir / HISTORY_NAME, history)
                 last = epoch + 1 == tcfg.num_epochs
                 if table_every and ((epoch + 1) % table_every == 0 or last):
                     bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr))
@@ -267,9 +278,12 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                            info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
                                 f"{' *' if improved else ''}")
     finally:
-        writer.close()
+        monitor.close()
         store.close()
 
+    if end_epoch < tcfg.num_epochs:
+        console.print(f"stopped after epoch {end_epoch} of {tcfg.num_epochs} as asked; rerun "
+                      "the same command to continue.")
     best_store = CheckpointStore(exp_dir)
     kind = "best" if best_store.steps("best") else "latest"
     best_state, _, _ = best_store.restore(kind, target=jax.device_get(state))

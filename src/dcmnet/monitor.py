@@ -1,0 +1,106 @@
+"""Where training metrics go: TensorBoard (tensorboardX), ``training_history.csv``, and
+optionally MLflow (extra ``dcmnet[tracking]``; a local file store by default).
+
+Only the main process (``jax.process_index() == 0``) writes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from dcmnet.errors import OptionalDependencyError
+
+
+def write_history_csv(path: Path, history: list[dict]) -> None:
+    """Write the per-epoch history (list of flat dicts) atomically as CSV."""
+    if not history:
+        return
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(history)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(buf.getvalue())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def read_history_csv(path: Path) -> list[dict]:
+    """Read ``training_history.csv`` back as a list of dicts of floats (epoch as int)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows:
+        out.append({k: (int(v) if k == "epoch" else (float(v) if v != "" else math.nan))
+                    for k, v in r.items()})
+    return out
+
+
+class Monitor:
+    """Sends one row of scalars per epoch to TensorBoard, the CSV file and MLflow.
+
+    Args:
+        exp_dir: experiment folder (TensorBoard events in ``exp_dir/tensorboard``).
+        params: flat dict of settings logged once to MLflow.
+        mlflow: log to MLflow too. ``mlflow_uri`` defaults to ``file:<output_dir>/mlruns``.
+        experiment_name: MLflow experiment (default ``dcmnet``); the run is named after the
+            experiment folder.
+    Raises:
+        OptionalDependencyError: ``mlflow=True`` without the ``mlflow`` package.
+    """
+
+    def __init__(self, exp_dir: Path, params: dict | None = None, mlflow: bool = False,
+                 mlflow_uri: str | None = None, experiment_name: str = "dcmnet"):
+        from tensorboardX import SummaryWriter
+
+        import jax
+
+        self.active = jax.process_index() == 0
+        self.exp_dir = Path(exp_dir)
+        self.tb = SummaryWriter(str(self.exp_dir / "tensorboard")) if self.active else None
+        self.mlflow = None
+        if mlflow and self.active:
+            try:
+                import mlflow as mlf
+            except ImportError as exc:
+                raise OptionalDependencyError(
+                    "--mlflow needs MLflow: pip install 'dcmnet[tracking]'") from exc
+            uri = mlflow_uri or (self.exp_dir.parent / "mlruns").resolve().as_uri()
+            mlf.set_tracking_uri(uri)
+            mlf.set_experiment(experiment_name)
+            mlf.start_run(run_name=self.exp_dir.name)
+            if params:
+                mlf.log_params({k: str(v)[:250] for k, v in params.items()})
+            self.mlflow = mlf
+
+    def log_epoch(self, row: dict, history: list[dict]) -> None:
+        """Log one epoch's scalars (keys like ``train_esp_rmse``) and rewrite the CSV."""
+        if not self.active:
+            return
+        epoch = int(row["epoch"])
+        scalars = {k: float(v) for k, v in row.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)}
+        for k, v in scalars.items():
+            tag = k.replace("_", "/", 1) if k.startswith(("train_", "valid_")) else k
+            self.tb.add_scalar(tag, v, epoch)
+        self.tb.flush()
+        if self.mlflow is not None:
+            self.mlflow.log_metrics(scalars, step=epoch)
+        write_history_csv(self.exp_dir / "training_history.csv", history)
+
+    def close(self) -> None:
+        """Flush and close every sink."""
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+        if self.mlflow is not None:
+            self.mlflow.end_run()
+            self.mlflow = None
