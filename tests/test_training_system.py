@@ -231,3 +231,18 @@ def test_two_devices_same_losses(small_npz):
     single, multi = json.loads(res.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(single, multi, rtol=1e-5)
     assert single[-1] != single[0]
+
+
+def test_mlflow_local_store_and_verbose(tmp_path, small_npz, capsys):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("lovely_jax")
+    run_training("m", output_dir=str(tmp_path), data_files=[str(small_npz)],
+                 console=Console(stderr=True), mlflow=True, verbose=True, progress=False,
+                 table_every=0, **{**RUN, "num_epochs": 1})
+    err = capsys.readouterr().err
+    assert "charges" in err and "μ=" in err  # lovely-jax summaries of arrays
+    store = tmp_path / "mlruns"
+    assert store.exists()
+    metric_files = [p for p in store.rglob("*") if p.parent.name == "metrics"]
+    names = {p.name for p in metric_files}
+    assert {"valid_esp_rmse", "train_loss", "lr"} <= names

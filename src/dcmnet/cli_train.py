@@ -72,6 +72,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--mlflow", action=BOOL, default=False,
                    help="also log to MLflow (local file store ./OUTPUT_DIR/mlruns; "
                         "needs dcmnet[tracking])")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI",
+                   help="MLflow tracking URI (implies --mlflow), e.g. sqlite:///mlflow.db")
     p.add_argument("--verbose", action=BOOL, default=False,
                    help="show the first batch and predictions as lovely-jax summaries")
     p.add_argument("--distributed", action=BOOL, default=False,
@@ -116,7 +118,7 @@ def run_train(args) -> int:
     run_training(args.name, config=config, restart_checkpoint=args.restart_checkpoint,
                  overwrite=args.overwrite, progress=args.progress,
                  table_every=args.table_every, stop_after_epochs=args.stop_after_epochs,
-                 mlflow=args.mlflow, verbose=args.verbose, **_overrides(args))
+                 mlflow=args.mlflow_uri or args.mlflow, verbose=args.verbose, **_overrides(args))
     return 0
 
 

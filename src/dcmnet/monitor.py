@@ -50,7 +50,9 @@ class Monitor:
     Args:
         exp_dir: experiment folder (TensorBoard events in ``exp_dir/tensorboard``).
         params: flat dict of settings logged once to MLflow.
-        mlflow: log to MLflow too. ``mlflow_uri`` defaults to ``file:<output_dir>/mlruns``.
+        mlflow: log to MLflow too. ``mlflow_uri`` defaults to the folder store
+            ``file:<output_dir>/mlruns`` (``mlflow ui --backend-store-uri`` that folder);
+            give e.g. ``sqlite:///mlflow.db`` or a server URL instead.
         experiment_name: MLflow experiment (default ``dcmnet``); the run is named after the
             experiment folder.
     Raises:
@@ -73,6 +75,10 @@ class Monitor:
             except ImportError as exc:
                 raise OptionalDependencyError(
                     "--mlflow needs MLflow: pip install 'dcmnet[tracking]'") from exc
+            if mlflow_uri is None:
+                # MLflow 3 keeps the plain folder store in maintenance mode behind this
+                # switch; it is the simplest local store (no database server, no SQLAlchemy).
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             uri = mlflow_uri or (self.exp_dir.parent / "mlruns").resolve().as_uri()
             mlf.set_tracking_uri(uri)
             mlf.set_experiment(experiment_name)

@@ -70,7 +70,7 @@ def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Pat
 def run_training(name: str | None = None, *, config: ExperimentConfig | None = None,
                  restart_checkpoint=None, overwrite: bool = False, progress: bool = True,
                  console=None, table_every: int = 1, stop_after_epochs: int | None = None,
-                 mlflow: bool = False, verbose: bool = False, **overrides):
+                 mlflow: bool | str = False, verbose: bool = False, **overrides):
     """Train DCM-net end to end and evaluate it against fitted monopoles.
 
     Args:

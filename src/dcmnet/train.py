@@ -130,7 +130,7 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
 def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset, *,
                 resume_from: Path | None = None, console=None, progress: bool = True,
                 table_every: int = 1, stop_after_epochs: int | None = None,
-                mlflow: bool = False, verbose: bool = False) -> TrainResult:
+                mlflow: bool | str = False, verbose: bool = False) -> TrainResult:
     """Train DCM-net for ``config.training.num_epochs`` epochs (or up to it when resuming).
 
     Args:
@@ -144,7 +144,8 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
         table_every: print the full per-epoch table every N epochs (always the last).
         stop_after_epochs: stop after this many epochs of *this* call (for job time limits;
             rerun to continue: the result equals an uninterrupted run).
-        mlflow: also log to MLflow (extra ``dcmnet[tracking]``).
+        mlflow: also log to MLflow (extra ``dcmnet[tracking]``): ``True`` for the local
+            store ``<output_dir>/mlruns``, or a tracking URI string.
         verbose: show the first batch and the first predicted charges with lovely-jax
             (when installed).
     Returns:
@@ -205,7 +206,8 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                       f"({tcfg.batch_size // dp.size} molecules per device and batch)")
     if verbose:
         _show_arrays(console, first, model, state["params"])
-    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=mlflow)
+    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=bool(mlflow),
+                      mlflow_uri=mlflow if isinstance(mlflow, str) else None)
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
     console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
                   f"validation molecules, batch {tcfg.batch_size} × accumulation "
