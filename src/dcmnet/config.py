@@ -75,9 +75,9 @@ class TrainingConfig:
     Schedules count optimizer updates (after gradient accumulation), not micro-batches.
     """
 
-    num_epochs: int = 100
+    num_epochs: int = 200
     batch_size: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-3
     gradient_accumulation_steps: int = 1
     esp_w: float = 1.0
     chg_w: float = 0.0
