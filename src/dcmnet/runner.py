@@ -70,7 +70,8 @@ def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Pat
 def run_training(name: str | None = None, *, config: ExperimentConfig | None = None,
                  restart_checkpoint=None, overwrite: bool = False, progress: bool = True,
                  console=None, table_every: int = 1, stop_after_epochs: int | None = None,
-                 mlflow: bool | str = False, verbose: bool = False, **overrides):
+                 mlflow: bool | str = False, verbose: bool = False, on_epoch_end=None,
+                 **overrides):
     """Train DCM-net end to end and evaluate it against fitted monopoles.
 
     Args:
@@ -79,7 +80,8 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
         restart_checkpoint: continue from this experiment/checkpoint folder.
         overwrite: delete an existing experiment of this name first.
         progress: progress bars; ``table_every``: per-epoch table interval.
-        stop_after_epochs, mlflow, verbose: see :func:`dcmnet.train.train_model`.
+        stop_after_epochs, mlflow, verbose, on_epoch_end: see
+            :func:`dcmnet.train.train_model`.
         **overrides: any field of ExperimentConfig/ModelConfig/TrainingConfig
             (``num_epochs=50, n_dcm=3, data_files=[...]``).
     Returns:
@@ -125,7 +127,8 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
 
     result = train_model(cfg, train, valid, resume_from=restart_checkpoint, console=console,
                          progress=progress, table_every=table_every,
-                         stop_after_epochs=stop_after_epochs, mlflow=mlflow, verbose=verbose)
+                         stop_after_epochs=stop_after_epochs, mlflow=mlflow, verbose=verbose,
+                         on_epoch_end=on_epoch_end)
     if len(result.history) < cfg.training.num_epochs:
         return result.params, result.best_valid_loss, exp_dir
 

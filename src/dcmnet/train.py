@@ -130,7 +130,8 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
 def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset, *,
                 resume_from: Path | None = None, console=None, progress: bool = True,
                 table_every: int = 1, stop_after_epochs: int | None = None,
-                mlflow: bool | str = False, verbose: bool = False) -> TrainResult:
+                mlflow: bool | str = False, verbose: bool = False,
+                on_epoch_end=None) -> TrainResult:
     """Train DCM-net for ``config.training.num_epochs`` epochs (or up to it when resuming).
 
     Args:
@@ -148,6 +149,9 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
             store ``<output_dir>/mlruns``, or a tracking URI string.
         verbose: show the first batch and the first predicted charges with lovely-jax
             (when installed).
+        on_epoch_end: optional ``f(epoch, row)`` called after each epoch's checkpoint with
+            the history row (``valid_esp_rmse`` etc.); an exception it raises (e.g.
+            ``optuna.TrialPruned``) ends training and propagates.
     Returns:
         :class:`TrainResult` with the EMA parameters of the best validation epoch.
     Raises:
@@ -276,6 +280,8 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                 last = epoch + 1 == tcfg.num_epochs
                 if table_every and ((epoch + 1) % table_every == 0 or last):
                     bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr))
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, row)
                 bar.update(ep_task, advance=1,
                            info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
                                 f"{' *' if improved else ''}")
