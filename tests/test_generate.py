@@ -128,3 +128,22 @@ def test_generate_cli_resume_shards_merge(tmp_path, monkeypatch):
     # other settings in the same work folder are refused
     other = [a if a != "hf" else "b3lyp" for a in common]
     assert main(other + ["--out", "d.npz"]) == 2
+
+
+def test_generate_from_xyz_frames_with_charge(tmp_path, monkeypatch):
+    from ase import Atoms
+    from ase.io import write
+
+    monkeypatch.chdir(tmp_path)
+    frames = [Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97 + 0.02 * k]]) for k in range(2)]
+    write(tmp_path / "hydroxide.xyz", frames)
+    rc = main(["generate", "--structures", "hydroxide.xyz", "--charge", "-1", "--method", "hf",
+               "--basis", "sto-3g", "--workers", "1", "--no-progress", "--out", "oh.npz"])
+    assert rc == 0
+    ds = Dataset.load(tmp_path / "oh.npz")
+    assert len(ds) == 2 and list(ds.net_charge) == [-1.0, -1.0]
+    np.testing.assert_allclose(ds.molecule(1)["R"][1, 2], 0.99)
+    # the wrong charge makes an open shell: one clear error per conformer, exit status 1
+    rc = main(["generate", "--structures", "hydroxide.xyz", "--method", "hf", "--basis",
+               "sto-3g", "--workers", "1", "--no-progress", "--out", "oh0.npz"])
+    assert rc != 0

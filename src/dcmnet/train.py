@@ -192,7 +192,7 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
     store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
     start_epoch, best_loss, best_epoch, history = 0, math.inf, -1, []
 
-    src_store, src_kind, src_step = store, "latest", None
+    src_store, src_kind, src_step, src_dir = store, "latest", None, exp_dir
     if resume_from is not None:
         src_dir, src_kind, src_step = resolve_checkpoint(resume_from)
         src_store = CheckpointStore(src_dir) if Path(src_dir) != exp_dir else store
@@ -202,8 +202,7 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
         history = list(meta.get("history", []))[:start_epoch]
         best_loss = float(meta.get("best_valid_loss", math.inf))
         best_epoch = int(meta.get("best_epoch", -1))
-        console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of "
-                      f"{src_store.exp_dir if hasattr(src_store, 'exp_dir') else exp_dir}")
+        console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of {src_dir}")
     if dp is not None:
         state = dp.put_state(state)
         console.print(f"data parallel over {dp.size} devices "
