@@ -25,3 +25,17 @@ def small_npz(tmp_path_factory):
     """16 conformers: water, methanol, acetate (−1) and methylammonium (+1), canonical NPZ."""
     ds = bundled_subset(["water", "methanol", "acetate", "methylammonium"], 4)
     return ds.save(tmp_path_factory.mktemp("data") / "small.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory, small_npz):
+    """A tiny DCM-net trained for 2 epochs on ``small_npz`` (analysis/plot/predict tests)."""
+    from rich.console import Console
+
+    from dcmnet.runner import run_training
+
+    out = tmp_path_factory.mktemp("analysis_exp")
+    _, _, exp_dir = run_training(
+        "tiny", output_dir=str(out), data_files=[str(small_npz)], num_epochs=2,
+        batch_size=4, progress=False, table_every=0, console=Console(quiet=True), **TINY)
+    return exp_dir

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
-    from dcmnet import cli_train
-    return [cli_train.add_parsers]
+    from dcmnet import cli_analysis, cli_data, cli_train, cli_tune
+    return [cli_train.add_parsers, cli_analysis.add_parsers, cli_tune.add_parsers,
+            cli_data.add_parsers]
 
 
 def main(argv: list[str] | None = None) -> int:

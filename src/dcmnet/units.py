@@ -52,3 +52,17 @@ def eangstrom_to_debye(x):
 def ebohr_to_eangstrom(x):
     """Dipole from atomic units (e·Bohr) to e·Å; works on floats and arrays."""
     return x * EBOHR_TO_EANGSTROM
+
+# ---------------------------------------------------------------- constants added for data readers
+#: 1 Hartree in kJ/mol (CODATA 2018: 2625.4996...).
+HARTREE_TO_KJ_MOL: float = float(_U["Hartree"] / (_U["kJ"] / _U["mol"]))
+#: 1 kJ/mol in Hartree.
+KJ_MOL_TO_HARTREE: float = 1.0 / HARTREE_TO_KJ_MOL
+#: 1 Hartree/e (atomic unit of electric potential) in volts; numerically 1 Hartree in eV.
+HARTREE_PER_E_TO_VOLT: float = HARTREE_TO_EV
+#: 1 volt (= 1 eV/e) in Hartree/e.
+VOLT_TO_HARTREE_PER_E: float = 1.0 / HARTREE_TO_EV
+#: 1 nm in Å.
+NM_TO_ANGSTROM: float = float(_U["nm"])
+#: 1 Debye in e·Bohr (atomic units of dipole).
+DEBYE_TO_EBOHR: float = DEBYE_TO_EANGSTROM / BOHR_TO_ANGSTROM

@@ -1,13 +1,17 @@
 """Load one or several ESP files into one canonical :class:`Dataset`, detecting the layout.
 
-Detection is by content, never by file name:
+Detection is by content, never by file name alone (:func:`dcmnet.data.readers.sniff`):
 
-* canonical dcmnet NPZ: has a ``format`` key equal to :data:`dataset.FORMAT_TAG`;
-* mmml-style padded NPZ: has ``R``, ``Z`` and ``esp`` (read by
-  :func:`dcmnet.data.mmml.read_mmml_npz`).
+* NPZ: canonical dcmnet files (``format`` key equal to :data:`dataset.FORMAT_TAG`) or any
+  mmml-style/aliased layout (:func:`dcmnet.data.harmonize.read_npz`);
+* Gaussian cube, Gaussian ``.esp`` (iop(6/50=1)), AmberTools espot, psi4 ``grid.dat`` +
+  ``grid_esp.dat``, ORCA ``orca_vpot`` output, SPICE-like HDF5, extxyz with ESP points
+  (:mod:`dcmnet.data.readers`), with companion files (density cube, geometries) paired
+  automatically; folders are searched recursively.
 
-Every file is tried; if any fails, one :class:`DataError` lists each bad file with its
-problem. With no path, the small dataset bundled with the package is loaded.
+Every file is tried and checked (:mod:`dcmnet.data.sanity`); if any fails, one
+:class:`DataError` lists each bad file with its problem. With no path, the small dataset
+bundled with the package is loaded.
 """
 from __future__ import annotations
 
@@ -16,8 +20,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from dcmnet.data.dataset import FORMAT_TAG, Dataset, open_npz
-from dcmnet.data.mmml import read_mmml_npz
+from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
 
 #: File name of the bundled dataset inside ``dcmnet/data/bundled/``.
@@ -36,28 +39,24 @@ def bundled_dataset_path() -> Path:
 
 
 def detect_format(path: PathLike) -> str:
-    """``"canonical"`` or ``"mmml"`` for an NPZ file, judged by its keys.
+    """The format of a file, judged by its content.
 
+    Returns:
+        ``"canonical"`` or ``"mmml"`` for NPZ files (``"mmml"`` covers every harmonized NPZ
+        layout), else a kind of :data:`dcmnet.data.readers.KINDS` (``"cube"``,
+        ``"gaussian_esp"``, ``"espot"``, ``"psi4_esp"``, ``"orca_vpot"``, ``"hdf5"``,
+        ``"extxyz"``, ...).
     Raises:
-        DataError: unreadable file, unknown ``format`` tag, or neither layout.
+        DataError: unreadable file, unknown ``format`` tag, or no known layout.
     """
+    from dcmnet.data.harmonize import detect_npz_kind
+    from dcmnet.data.readers.registry import sniff
+
     path = Path(path)
-    with open_npz(path) as z:
-        files = set(z.files)
-        if "format" in files:
-            try:
-                tag = str(z["format"])
-            except ValueError:
-                tag = "<pickled object>"
-            if tag == FORMAT_TAG:
-                return "canonical"
-            raise DataError(f"{path}: 'format' key is {tag!r}; this dcmnet reads canonical "
-                            f"files tagged {FORMAT_TAG!r} (written by a different version?).")
-    if {"R", "Z", "esp"} <= files:
-        return "mmml"
-    raise DataError(f"{path}: unknown NPZ layout (keys {sorted(files)}). Expected a canonical "
-                    f"dcmnet dataset (key 'format' = {FORMAT_TAG!r}) or an mmml-style padded "
-                    "file with 'R', 'Z', 'esp' and 'vdw_surface'.")
+    kind = sniff(path)
+    if kind != "npz":
+        return kind
+    return "canonical" if detect_npz_kind(path) == "canonical" else "mmml"
 
 
 def _as_list(paths) -> list[Path]:
@@ -68,20 +67,39 @@ def _as_list(paths) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None
-                             ) -> tuple[Dataset, list[str]]:
+def _options(options=None, **kwargs):
+    from dcmnet.data.readers.base import ReadOptions
+    if options is None:
+        return ReadOptions(**kwargs)
+    if kwargs:
+        import dataclasses
+        return dataclasses.replace(options, **kwargs)
+    return options
+
+
+def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None,
+                             options=None, **option_kwargs) -> tuple[Dataset, list[str]]:
     """Load and concatenate ESP files (in the given order); return the dataset and a report.
 
     Args:
-        paths: one path, a list of paths, or ``None``/``[]`` for the bundled dataset.
+        paths: one path, a list of paths (files or folders), or ``None``/``[]`` for the
+            bundled dataset.
+        options: a :class:`dcmnet.data.readers.ReadOptions`; or give its fields as keywords
+            (``length_unit="bohr"``, ``esp_unit="kcal/mol"``, ``net_charge=1``,
+            ``cube_mode="outside"``, ``check_units=False``, ...).
 
     Returns:
-        ``(dataset, report)``; ``report`` holds one line per detection/decision.
+        ``(dataset, report)``; ``report`` holds one line per detection/decision; lines with
+        ``WARNING:`` are warnings.
 
     Raises:
         DataError: listing every file that failed (all files are tried), or saying that the
             package installation lacks the bundled dataset.
     """
+    from dcmnet.data.readers.registry import plan, read_job
+    from dcmnet.data.sanity import apply_checks
+
+    opts = _options(options, **option_kwargs)
     files = _as_list(paths)
     report: list[str] = []
     if not files:
@@ -91,29 +109,42 @@ def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None
                             f"dataset ({bundled}); reinstall dcmnet or pass a data file.")
         files = [bundled]
         report.append(f"no data file given: using the bundled dataset {bundled}.")
+    missing = [p for p in files if not p.exists()]
+    jobs, errors, notes = plan([p for p in files if p.exists()])
+    errors = [(p, f"{p}: file not found.") for p in missing] + errors
     datasets: list[Dataset] = []
-    errors: list[tuple[Path, str]] = []
-    for path in files:
+    for job in jobs:
         try:
-            kind = detect_format(path)
-            if kind == "canonical":
-                ds = Dataset.load(path)
-                report.append(f"{path}: canonical dcmnet dataset, {len(ds)} molecules, "
-                              f"{int(ds.n_atoms.min())}..{int(ds.n_atoms.max())} atoms, "
-                              f"{int(ds.n_grid.min())}..{int(ds.n_grid.max())} grid points.")
+            ds, lines = read_job(job, opts)
+            head = lines[0] if lines else ""
+            if "canonical dcmnet dataset" in head:
+                report.append(f"{job.path}: " + head.split(": ", 1)[-1])
             else:
-                ds, lines = read_mmml_npz(path)
-                report.append(f"{path}: detected mmml-style padded NPZ.")
+                from dcmnet.data.readers.registry import KINDS
+                companions = [p.name for p in job.companions.values() if p is not None]
+                report.append(f"{job.path}: detected {KINDS[job.kind][0]}"
+                              + (f" with {', '.join(companions)}" if companions else "") + ".")
                 report.extend("  " + line for line in lines)
+            if opts.check_units and "canonical dcmnet dataset" not in head:
+                extra: list[str] = []
+                apply_checks(ds, job.path, extra, opts.length_unit is not None,
+                             opts.esp_unit is not None)
+                report.extend("  " + line for line in extra)
             datasets.append(ds)
         except DataError as exc:
-            errors.append((path, str(exc)))
+            errors.append((job.path, str(exc)))
+    report.extend(notes)
+    n_files = len(jobs) + len([e for e in errors if e[0] not in {j.path for j in jobs}])
     if errors:
-        if len(errors) == 1 and len(files) == 1:
+        if len(errors) == 1 and n_files == 1:
             raise DataError(errors[0][1])
         lines = "\n".join(f"  - {p}: {msg}" for p, msg in errors)
-        raise DataError(f"{len(errors)} of {len(files)} data files could not be loaded:\n"
+        raise DataError(f"{len(errors)} of {n_files} data files could not be loaded:\n"
                         f"{lines}")
+    if not datasets:
+        raise DataError("no ESP data found in " + ", ".join(str(p) for p in files)
+                        + ". dcmnet reads NPZ, HDF5, Gaussian cube/.esp, espot, psi4, ORCA and "
+                        "extxyz files; see docs/data.md.")
     ds = Dataset.concatenate(datasets)
     if len(datasets) > 1:
         report.append(f"combined {len(datasets)} files: {len(ds)} molecules.")
@@ -121,9 +152,9 @@ def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None
 
 
 def load_dataset(paths: PathLike | Iterable[PathLike] | None = None,
-                 verbose: bool = True) -> Dataset:
+                 verbose: bool = True, options=None, **option_kwargs) -> Dataset:
     """Like :func:`load_dataset_with_report`; prints the report with ``rich`` when verbose."""
-    ds, report = load_dataset_with_report(paths)
+    ds, report = load_dataset_with_report(paths, options, **option_kwargs)
     if verbose:
         from rich.console import Console
         console = Console(stderr=True)

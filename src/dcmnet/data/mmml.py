@@ -266,7 +266,8 @@ def _build(path: Path, raw: dict, note, warn) -> Dataset:
     else:
         has_mono = np.zeros(n, bool)
         mono2d = np.zeros((n, n_slots))
-        note("no 'mono' key: no reference atomic charges (mono loss/metrics disabled).")
+        warn("no 'mono' key: no reference atomic charges; the charge loss and charge "
+             "metrics are switched off for these molecules (never trained against zeros).")
 
     # ------------------------------------------------------------------ net charge
     q_source = None

@@ -1,0 +1,165 @@
+"""``dcmnet analyze``, ``compare``, ``plot`` and ``predict`` (imports are lazy: no JAX at
+parse time)."""
+from __future__ import annotations
+
+import argparse
+
+BOOL = argparse.BooleanOptionalAction
+
+
+def add_parsers(sub) -> None:
+    """Register ``analyze``, ``compare``, ``plot`` and ``predict``."""
+    a = sub.add_parser(
+        "analyze", help="ESP errors by molecule, element and shell vs baselines; writes "
+                        "EXP/analysis/",
+        description="Analyse a trained checkpoint: per-molecule ESP RMSE/MAE, breakdowns by "
+                    "the element of the closest atom and by vdW shell, dipole and net-charge "
+                    "errors, next to reference mono charges and per-molecule ESP-fitted "
+                    "monopoles. Writes EXP/analysis/best_analysis.json, predictions.csv, "
+                    "training_history.csv, by_element.csv, by_shell.csv.")
+    a.add_argument("experiment", help="experiment folder or checkpoint folder")
+    a.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
+                   help="data to analyse (default: the experiment's validation set)")
+    a.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    a.add_argument("--format", nargs="+", default=["json"], dest="formats",
+                   choices=("json", "csv", "parquet", "pkl"),
+                   help="extra report formats best_analysis.<fmt> (json always written)")
+    a.add_argument("--batch-size", type=int, default=16)
+    a.set_defaults(func=run_analyze)
+
+    c = sub.add_parser("compare", help="one table row per checkpoint on the same data",
+                       description="Compare checkpoints (n_dcm, parameters, ESP and dipole "
+                                   "errors, inference time) on the same molecules, with the "
+                                   "point-charge baselines.")
+    c.add_argument("experiments", nargs="+", help="experiment or checkpoint folders")
+    c.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
+                   help="data (default: the first experiment's validation set)")
+    c.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    c.add_argument("--out", default=None, metavar="FILE",
+                   help="also write the table (.csv, .json, .parquet or .pkl)")
+    c.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw the comparison bars")
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--baselines", action=BOOL, default=True,
+                   help="add fitted-monopole and reference-charge rows")
+    c.set_defaults(func=run_compare)
+
+    p = sub.add_parser("plot", help="training curves, parity, error maps, charges (EXP/plots/)",
+                       description="Draw the pictures of an experiment under EXP/plots/: "
+                                   "training curves, and with data (default: validation set) "
+                                   "ESP parity, error histogram, surface ESP maps, charge "
+                                   "sites in 3D, per-element and per-shell errors.")
+    p.add_argument("experiment", help="experiment folder or checkpoint folder")
+    p.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
+                   help="data (default: the experiment's validation set)")
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    p.add_argument("--format", nargs="+", default=["png"], dest="formats",
+                   choices=("png", "pdf"), help="static formats (default png)")
+    p.add_argument("--html", action=BOOL, default=True,
+                   help="interactive HTML (plotly) for the 3D pictures")
+    p.add_argument("--embed-plotlyjs", action="store_true",
+                   help="embed plotly.js in each HTML file (about 4.5 MB; viewable offline) "
+                        "instead of loading it from the plotly CDN")
+    p.add_argument("--molecule", type=int, default=None,
+                   help="index of the molecule for the surface and charge pictures "
+                        "(default: the median-error molecule)")
+    p.add_argument("--history-only", action="store_true",
+                   help="only the training curves (no model evaluation)")
+    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.set_defaults(func=run_plot)
+
+    r = sub.add_parser("predict", help="charges, dipoles and ESPs for structure files",
+                       description="Predict distributed charges for structures read with ASE "
+                                   "(xyz, extxyz, sdf, pdb, ...). Writes predictions.extxyz "
+                                   "(atoms + charge sites X), predictions.json, "
+                                   "predictions_sites.csv, predictions_frames.csv and "
+                                   "predictions.dcm (plain text: atom charge x y z per site, "
+                                   "e and Å), and predictions_esp.npz with --esp.")
+    r.add_argument("experiment", help="experiment folder or checkpoint folder")
+    r.add_argument("--structures", nargs="+", required=True, metavar="FILE")
+    r.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    r.add_argument("--charge", type=float, default=None,
+                   help="net charge of every structure, e (default: from the file, else 0)")
+    r.add_argument("--index", default=":", help="ASE frame selection, e.g. ':' or '::10'")
+    r.add_argument("--esp", action=BOOL, default=False,
+                   help="ESP on generated vdW-shell points (predictions_esp.npz)")
+    r.add_argument("--formats", nargs="+", default=["extxyz", "json", "csv", "dcm"],
+                   choices=("extxyz", "json", "csv", "dcm"))
+    r.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
+    r.add_argument("--progress", action=BOOL, default=True)
+    r.set_defaults(func=run_predict)
+
+
+def _console():
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def run_analyze(args) -> int:
+    from dcmnet.analysis import analysis_table, batch_analysis_summary, history_table, resolve_data
+    from dcmnet.experiment import find_experiment_dir
+
+    console = _console()
+    from dcmnet.analysis import analyze_checkpoint
+
+    exp = find_experiment_dir(args.experiment)
+    data, what = resolve_data(exp, args.data_files, verbose=True)
+    res = analyze_checkpoint(args.experiment, data, kind=args.checkpoint,
+                             batch_size=args.batch_size)
+    res.data_source = what
+    out = batch_analysis_summary(exp, analysis=res, formats=args.formats)
+    console.print(analysis_table(res))
+    if out["history"] is not None:
+        console.print(history_table(out["history"]))
+    for f in out["files"]:
+        console.print(f"wrote {f}", highlight=False)
+    return 0
+
+
+def run_compare(args) -> int:
+    from dcmnet.analysis import compare_checkpoints, comparison_table, export_analysis_report
+
+    console = _console()
+    rows = compare_checkpoints(args.experiments, args.data_files, kind=args.checkpoint,
+                               batch_size=args.batch_size, baselines=args.baselines)
+    console.print(comparison_table(rows))
+    if args.out:
+        export_analysis_report(rows, args.out)
+        console.print(f"wrote {args.out}", highlight=False)
+    if args.plot:
+        from dcmnet.plots import plot_checkpoint_comparison
+        for f in plot_checkpoint_comparison(rows, args.plot).paths:
+            console.print(f"wrote {f}", highlight=False)
+    return 0
+
+
+def run_plot(args) -> int:
+    from dcmnet.plots import make_all_plots
+
+    console = _console()
+    files = make_all_plots(args.experiment, args.data_files, kind=args.checkpoint, formats=tuple(args.formats), html=args.html,
+                           molecule=args.molecule, dpi=args.dpi, batch_size=args.batch_size,
+                           evaluate=not args.history_only,
+                           include_plotlyjs=True if args.embed_plotlyjs else "cdn")
+    for f in files:
+        console.print(f"wrote {f}", highlight=False)
+    return 0
+
+
+def run_predict(args) -> int:
+    from dcmnet.predict import Predictor, read_structures, write_predictions
+
+    console = _console()
+    frames = read_structures(args.structures, index=args.index)
+    pred = Predictor.from_experiment(args.experiment, kind=args.checkpoint,
+                                     batch_size=args.batch_size)
+    res = pred.predict(frames, charge=args.charge, esp=args.esp, progress=args.progress,
+                       console=console)
+    files = write_predictions(res, args.out, formats=args.formats)
+    console.print(f"{len(res)} structures, {int(res.n_atoms.sum())} atoms, n_dcm "
+                  f"{pred.n_dcm}: {len(res) / res.seconds:.1f} frames/s", highlight=False)
+    for f in files:
+        console.print(f"wrote {f}", highlight=False)
+    return 0

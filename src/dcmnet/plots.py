@@ -1,0 +1,534 @@
+"""Pictures of trained DCM-net models (the only module that imports matplotlib and plotly).
+
+Every function writes its files atomically and returns a :class:`Plot` with the paths and
+the axis labels (each carries its unit in brackets, or is a count such as "epoch").
+Static pictures use matplotlib's object API (no pyplot state, no display needed) in PNG
+and/or PDF; interactive, rotatable pictures use plotly (HTML; ``pip install
+'dcmnet[analysis]'``, else :class:`dcmnet.errors.OptionalDependencyError`).
+
+Colour maps (fixed, centred at zero): ESP and charges ``RdBu_r`` (positive red, negative
+blue) with one symmetric scale shared by reference and prediction; ESP errors ``PuOr_r``
+with their own symmetric scale. Units: ESP in kcal/(mol·e), charges in e, lengths in Å,
+dipoles in D.
+
+Functions: :func:`plot_training_curves`, :func:`plot_esp_parity`,
+:func:`plot_error_histogram`, :func:`plot_esp_surface`, :func:`plot_charges_3d`,
+:func:`plot_element_errors`, :func:`plot_checkpoint_comparison`, and
+:func:`make_all_plots` (all of them for an experiment, under ``EXP/plots/``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from dcmnet.analysis import CheckpointAnalysis, analyze_training_history
+from dcmnet.errors import OptionalDependencyError
+from dcmnet.export import atomic_path
+
+__all__ = [
+    "Plot", "ESP_CMAP", "ERROR_CMAP", "CHARGE_CMAP", "ESP_UNIT", "DIMENSIONLESS",
+    "plot_training_curves", "plot_esp_parity", "plot_error_histogram", "plot_esp_surface",
+    "plot_charges_3d", "plot_element_errors", "plot_checkpoint_comparison", "make_all_plots",
+]
+
+ESP_CMAP = "RdBu_r"
+ERROR_CMAP = "PuOr_r"
+CHARGE_CMAP = "RdBu_r"
+ESP_UNIT = "kcal/(mol·e)"
+#: Axis labels without a unit must start with one of these words (counts and categories).
+DIMENSIONLESS = ("epoch", "element", "checkpoint", "method")
+
+_METHOD_LABEL = {"dcmnet": "DCM-net", "fitted_monopoles": "fitted monopoles",
+                 "reference_mono": "reference mono"}
+_METHOD_COLOR = {"dcmnet": "#1f77b4", "fitted_monopoles": "#ff7f0e",
+                 "reference_mono": "#2ca02c"}
+
+
+@dataclasses.dataclass
+class Plot:
+    """Files written by one plotting function and the labels of its axes."""
+
+    paths: list
+    axis_labels: list
+
+
+# ---------------------------------------------------------------------------- helpers
+def _figure(w: float, h: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+def _plotly():
+    try:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            "interactive HTML pictures need plotly: pip install 'dcmnet[analysis]' "
+            "(or pass --no-html / html=False).") from exc
+    return go, make_subplots
+
+
+def _labels(fig) -> list[str]:
+    """Non-empty axis labels of every axes (colour bars: their long axis)."""
+    out = []
+    for ax in fig.axes:
+        if not ax.axison and getattr(ax, "name", "") != "3d":  # 3D axes draw their own
+            continue
+        if getattr(ax, "_colorbar", None) is not None:
+            lab = ax.get_ylabel() or ax.get_xlabel()
+            out.append(lab)
+            continue
+        out += [ax.get_xlabel(), ax.get_ylabel()]
+        if hasattr(ax, "get_zlabel"):
+            out.append(ax.get_zlabel())
+    return [lab for lab in out if lab]
+
+
+def _save(fig, out, formats: Sequence[str], dpi: int) -> list[Path]:
+    out = Path(out)
+    base = out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
+    if out.suffix.lower() in (".png", ".pdf") and not formats:
+        formats = (out.suffix[1:].lower(),)
+    paths = []
+    for fmt in formats or ("png",):
+        path = base.with_name(base.name + f".{fmt}")
+        with atomic_path(path, suffix=f".{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+def _write_html(fig, path, include_plotlyjs) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=".html") as tmp:
+        fig.write_html(str(tmp), include_plotlyjs=include_plotlyjs, full_html=True)
+    return path
+
+
+def _finish(fig, out, formats, dpi) -> Plot:
+    labels = _labels(fig)
+    return Plot(paths=_save(fig, out, formats, dpi), axis_labels=labels)
+
+
+def _sym_limit(*arrays, q: float = 99.5) -> float:
+    vals = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    v = float(np.percentile(vals, q)) if vals.size else 1.0
+    return v if v > 0 else 1.0
+
+
+# ---------------------------------------------------------------------------- training
+def plot_training_curves(history, out, *, formats: Sequence[str] = ("png",),
+                         dpi: int = 100) -> Plot:
+    """Loss, ESP RMSE and learning rate against the epoch (train and valid).
+
+    Args:
+        history: an experiment folder or the dict of
+            :func:`dcmnet.analysis.analyze_training_history`.
+        out: output path without suffix (or with .png/.pdf).
+    Returns:
+        :class:`Plot`.
+    Raises:
+        CheckpointError: no training history.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    hist = history if isinstance(history, Mapping) else analyze_training_history(history)
+    rows = hist["rows"]
+    ep = np.array([r.get("epoch", i + 1) for i, r in enumerate(rows)], np.float64)
+
+    def col(k):
+        return np.array([r.get(k, math.nan) for r in rows], np.float64)
+
+    fig = _figure(12, 3.6)
+    axs = fig.subplots(1, 3)
+    for ax, key, lab, log in ((axs[0], "loss", "loss [weighted, (kcal/(mol·e))²]", True),
+                              (axs[1], "esp_rmse", f"ESP RMSE [{ESP_UNIT}]", True)):
+        for split, st in (("train", "-"), ("valid", "--")):
+            y = col(f"{split}_{key}")
+            if np.isfinite(y).any():
+                ax.plot(ep, y, st, marker="o", ms=3, label=split)
+        ax.axvline(hist["best_epoch"], color="grey", lw=0.8, ls=":",
+                   label=f"best epoch {hist['best_epoch']}")
+        if log and np.nanmin(np.r_[col(f"train_{key}"), col(f"valid_{key}")]) > 0:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=8)
+    lr = col("lr")
+    axs[2].plot(ep, lr, color="k", marker="o", ms=3)
+    axs[2].set_xlabel("epoch")
+    axs[2].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axs[2].set_ylabel("learning rate [dimensionless]")
+    axs[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    fig.suptitle(f"training history — {hist['status']}", fontsize=10)
+    return _finish(fig, out, formats, dpi)
+
+
+# ---------------------------------------------------------------------------- ESP errors
+def _methods(res: CheckpointAnalysis) -> list[str]:
+    return [m for m in ("dcmnet", "fitted_monopoles", "reference_mono")
+            if f"esp_{m}" in res.points]
+
+
+def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
+                    dpi: int = 100, methods: Sequence[str] = ("dcmnet", "fitted_monopoles"),
+                    max_points: int = 20000, seed: int = 0) -> Plot:
+    """Predicted against reference ESP on all real grid points, with RMSE and R².
+
+    ``R² = 1 − Σ(V_pred − V_ref)² / Σ(V_ref − mean V_ref)²`` over all points; RMSE over all
+    points (pooled). One panel per method (DCM-net and fitted monopoles by default); at
+    most ``max_points`` points are drawn (random subset; the statistics use all).
+    """
+    meths = [m for m in methods if m in _methods(res)]
+    ref = res.points["esp_ref"]
+    fig = _figure(4.2 * len(meths), 4.0)
+    axs = np.atleast_1d(fig.subplots(1, len(meths), sharex=True, sharey=True))
+    lim = _sym_limit(ref, *[res.points[f"esp_{m}"] for m in meths], q=100)
+    rng = np.random.default_rng(seed)
+    for ax, m in zip(axs, meths):
+        pred = res.points[f"esp_{m}"]
+        ok = np.isfinite(pred)
+        r, p = ref[ok], pred[ok]
+        rmse = math.sqrt(float(np.mean((p - r) ** 2)))
+        r2 = 1.0 - float(np.sum((p - r) ** 2)) / float(np.sum((r - r.mean()) ** 2))
+        sel = rng.choice(r.size, min(max_points, r.size), replace=False)
+        ax.scatter(r[sel], p[sel], s=2, alpha=0.3, color=_METHOD_COLOR[m], rasterized=True,
+                   linewidths=0)
+        ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(_METHOD_LABEL[m], fontsize=10)
+        ax.text(0.04, 0.96, f"RMSE {rmse:.3f} {ESP_UNIT}\nR² {r2:.4f}\n{r.size} points",
+                transform=ax.transAxes, va="top", fontsize=8,
+                bbox=dict(boxstyle="round", fc="white", alpha=0.8))
+        ax.set_xlabel(f"reference ESP [{ESP_UNIT}]")
+        ax.set_ylabel(f"predicted ESP [{ESP_UNIT}]")
+    return _finish(fig, out, formats, dpi)
+
+
+def plot_error_histogram(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
+                         dpi: int = 100, bins: int = 80) -> Plot:
+    """Histogram of point-wise ESP errors (predicted − reference) of every method, and of
+    the per-molecule ESP RMSE."""
+    meths = _methods(res)
+    ref = res.points["esp_ref"]
+    errs = {m: (res.points[f"esp_{m}"] - ref) for m in meths}
+    lim = _sym_limit(*errs.values(), q=99.5)
+    fig = _figure(10, 3.6)
+    ax, ax2 = fig.subplots(1, 2)
+    edges = np.linspace(-lim, lim, bins + 1)
+    for m in meths:
+        e = errs[m][np.isfinite(errs[m])]
+        w = np.full(e.size, 100.0 / max(e.size, 1))
+        ax.hist(np.clip(e, -lim, lim), bins=edges, weights=w, histtype="step", lw=1.5,
+                color=_METHOD_COLOR[m], label=f"{_METHOD_LABEL[m]} (RMSE "
+                                              f"{math.sqrt(float(np.mean(e ** 2))):.3f})")
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xlabel(f"ESP error, predicted − reference [{ESP_UNIT}]")
+    ax.set_ylabel("grid points [%]")
+    ax.legend(fontsize=8)
+    per = {m: res.per_molecule[f"{m}_esp_rmse"] for m in meths}
+    top = max(float(np.nanmax(v)) for v in per.values())
+    edges2 = np.linspace(0, top * 1.02, 40)
+    for m in meths:
+        v = per[m][np.isfinite(per[m])]
+        ax2.hist(v, bins=edges2, histtype="step", lw=1.5, color=_METHOD_COLOR[m],
+                 label=f"{_METHOD_LABEL[m]} (median {np.median(v):.3f})")
+    ax2.set_xlabel(f"ESP RMSE of a molecule [{ESP_UNIT}]")
+    ax2.set_ylabel("molecules [count]")
+    ax2.legend(fontsize=8)
+    return _finish(fig, out, formats, dpi)
+
+
+def _molecule_arrays(res: CheckpointAnalysis, i: int, inner_shell: bool):
+    data = res.data
+    ao, go = data.atom_offsets, data.grid_offsets
+    g = slice(go[i], go[i + 1])
+    pts = np.asarray(data.grid[g], np.float64)
+    ref = res.points["esp_ref"][g]
+    pred = res.points["esp_dcmnet"][g]
+    if inner_shell:
+        ratio = res.points["shell_ratio"][g]
+        keep = ratio <= ratio.min() + 0.1
+        if keep.sum() >= 50:
+            pts, ref, pred = pts[keep], ref[keep], pred[keep]
+    a = slice(ao[i], ao[i + 1])
+    return pts, ref, pred, data.Z[a], data.R[a], res.sites["charges"][a], res.sites["positions"][a]
+
+
+def _default_molecule(res: CheckpointAnalysis) -> int:
+    r = res.per_molecule["dcmnet_esp_rmse"]
+    return int(np.argsort(r)[len(r) // 2])
+
+
+def _set_equal_3d(ax, xyz):
+    c = xyz.mean(0)
+    h = float(np.max(np.ptp(xyz, axis=0))) / 2 or 1.0
+    ax.set_xlim(c[0] - h, c[0] + h)
+    ax.set_ylim(c[1] - h, c[1] + h)
+    ax.set_zlim(c[2] - h, c[2] + h)
+    ax.set_box_aspect((1, 1, 1))
+
+
+def plot_esp_surface(res: CheckpointAnalysis, out, molecule: int | None = None, *,
+                     formats: Sequence[str] = ("png",), dpi: int = 100, html: bool = False,
+                     inner_shell: bool = False, include_plotlyjs="cdn") -> Plot:
+    """A molecule's ESP points coloured by reference ESP, predicted ESP and error.
+
+    Three 3D panels side by side; reference and prediction share one symmetric colour
+    scale (``RdBu_r``, centred at 0), the error has its own (``PuOr_r``). With
+    ``inner_shell`` only the innermost vdW shell is drawn (default: every point).
+
+    Args:
+        res: an analysis (holds the dataset).
+        molecule: index in the analysed data (default: the molecule of median ESP RMSE).
+        html: also write a rotatable plotly HTML (``out.html``).
+    """
+    from matplotlib.colors import Normalize
+
+    i = _default_molecule(res) if molecule is None else int(molecule)
+    pts, ref, pred, Z, R, _, _ = _molecule_arrays(res, i, inner_shell)
+    err = pred - ref
+    v = _sym_limit(ref, pred, q=100)
+    ve = _sym_limit(err, q=100)
+    name = str(res.data.name[i])
+    rmse = math.sqrt(float(np.mean(err ** 2)))
+    fig = _figure(13, 4.4)
+    panels = (("reference ESP", ref, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
+              ("DCM-net ESP", pred, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
+              (f"error (RMSE {rmse:.2f})", err, ERROR_CMAP, ve, f"ESP error [{ESP_UNIT}]"))
+    for k, (title, val, cmap, lim, clab) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, k + 1, projection="3d")
+        sc = ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=val, cmap=cmap, s=9,
+                        norm=Normalize(-lim, lim), depthshade=False, linewidths=0)
+        ax.scatter(R[:, 0], R[:, 1], R[:, 2], c="k", s=12)
+        _set_equal_3d(ax, pts)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x [Å]")
+        ax.set_ylabel("y [Å]")
+        ax.set_zlabel("z [Å]")
+        ax.tick_params(labelsize=7)
+        cb = fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.08)
+        cb.set_label(clab)
+    fig.suptitle(f"{name} (molecule {i})", fontsize=10)
+    plot = _finish(fig, out, formats, dpi)
+    if html:
+        go, make_subplots = _plotly()
+        pf = make_subplots(rows=1, cols=3, specs=[[{"type": "scene"}] * 3],
+                           subplot_titles=[p[0] for p in panels])
+        for k, (title, val, cmap, lim, clab) in enumerate(panels):
+            pf.add_trace(go.Scatter3d(
+                x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name=title,
+                marker=dict(size=3, color=val, colorscale="RdBu" if cmap == ESP_CMAP else "PuOr",
+                            reversescale=True, cmin=-lim, cmax=lim,
+                            colorbar=dict(title=clab, x=0.30 + 0.35 * k, len=0.7)),
+                hovertemplate="%{marker.color:.3f} " + ESP_UNIT), row=1, col=k + 1)
+            pf.add_trace(go.Scatter3d(x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers",
+                                      marker=dict(size=5, color="black"), showlegend=False),
+                         row=1, col=k + 1)
+        axis = dict(xaxis_title="x [Å]", yaxis_title="y [Å]", zaxis_title="z [Å]",
+                    aspectmode="data")
+        pf.update_layout(title=f"{name} (molecule {i}): ESP [{ESP_UNIT}]", showlegend=False,
+                         scene=axis, scene2=axis, scene3=axis, height=500, width=1400)
+        plot.paths.append(_write_html(pf, Path(out).with_suffix(".html"), include_plotlyjs))
+    return plot
+
+
+def _bonds(Z, R):
+    from ase.data import covalent_radii
+    r = covalent_radii[Z]
+    d = np.linalg.norm(R[:, None] - R[None], axis=-1)
+    i, j = np.nonzero(np.triu(d < 1.2 * (r[:, None] + r[None, :]), 1))
+    return list(zip(i, j))
+
+
+def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
+                    formats: Sequence[str] = ("png",), dpi: int = 100, html: bool = False,
+                    include_plotlyjs="cdn") -> Plot:
+    """A molecule with its charge sites coloured by charge (3D; rotatable in the HTML).
+
+    Args:
+        Z: (N,) atomic numbers; R: (N, 3) positions, Å.
+        charges: (N, n_dcm) site charges, e; positions: (N, n_dcm, 3) site positions, Å.
+        html: also write ``out.html`` (plotly, rotatable).
+    """
+    from ase.data import chemical_symbols, covalent_radii
+    from ase.data.colors import jmol_colors
+    from matplotlib.colors import Normalize
+
+    Z = np.asarray(Z)
+    R = np.asarray(R, np.float64)
+    q = np.asarray(charges, np.float64).reshape(-1)
+    x = np.asarray(positions, np.float64).reshape(-1, 3)
+    n = np.asarray(charges).shape[1]
+    parent = np.repeat(np.arange(len(Z)), n)
+    lim = _sym_limit(q, q=100)
+    fig = _figure(6, 5)
+    ax = fig.add_subplot(1, 1, 1, projection="3d")
+    for i, j in _bonds(Z, R):
+        ax.plot(*R[[i, j]].T, color="0.5", lw=2)
+    for s in range(len(q)):
+        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":")
+    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=300 * covalent_radii[Z], c=jmol_colors[Z],
+               edgecolors="k", alpha=0.35, depthshade=False)
+    sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=q, cmap=CHARGE_CMAP, norm=Normalize(-lim, lim),
+                    s=40, edgecolors="k", linewidths=0.5, depthshade=False)
+    _set_equal_3d(ax, np.concatenate([R, x]))
+    ax.set_xlabel("x [Å]")
+    ax.set_ylabel("y [Å]")
+    ax.set_zlabel("z [Å]")
+    ax.tick_params(labelsize=7)
+    cb = fig.colorbar(sc, ax=ax, shrink=0.7)
+    cb.set_label("site charge [e]")
+    ax.set_title(title or f"{len(Z)} atoms × {n} charges", fontsize=10)
+    plot = _finish(fig, out, formats, dpi)
+    if html:
+        go, _ = _plotly()
+        traces = []
+        for i, j in _bonds(Z, R):
+            traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
+                                       mode="lines", line=dict(color="grey", width=6),
+                                       hoverinfo="skip", showlegend=False))
+        cols = ["rgb({:.0f},{:.0f},{:.0f})".format(*(255 * jmol_colors[z])) for z in Z]
+        atom_q = np.asarray(charges, np.float64).sum(1)
+        traces.append(go.Scatter3d(
+            x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers+text", name="atoms",
+            text=[chemical_symbols[z] for z in Z],
+            marker=dict(size=14 * covalent_radii[Z] / 0.76, color=cols, opacity=0.5,
+                        line=dict(color="black", width=1)),
+            customdata=atom_q, hovertemplate="%{text}: atom charge %{customdata:.3f} e"))
+        traces.append(go.Scatter3d(
+            x=x[:, 0], y=x[:, 1], z=x[:, 2], mode="markers", name="charge sites",
+            marker=dict(size=6, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
+                        cmax=lim, colorbar=dict(title="site charge [e]"),
+                        line=dict(color="black", width=1)),
+            hovertemplate="q = %{marker.color:.4f} e"))
+        pf = go.Figure(traces)
+        pf.update_layout(title=title or "DCM-net charge sites",
+                         scene=dict(xaxis_title="x [Å]", yaxis_title="y [Å]",
+                                    zaxis_title="z [Å]", aspectmode="data"),
+                         height=650, width=800)
+        plot.paths.append(_write_html(pf, Path(out).with_suffix(".html"), include_plotlyjs))
+    return plot
+
+
+def plot_element_errors(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
+                        dpi: int = 100) -> Plot:
+    """ESP RMSE by the element of the closest atom and by distance shell, per method
+    (bars; the number of points of each group is printed above it)."""
+    meths = _methods(res)
+    fig = _figure(11, 3.8)
+    axs = fig.subplots(1, 2)
+    for ax, rows, key, xlabel in ((axs[0], res.by_element, "element",
+                                   "element of the closest atom"),
+                                  (axs[1], res.by_shell, "shell",
+                                   "distance shell [× vdW radius of the closest atom]")):
+        groups = []
+        for r in rows:
+            if r[key] not in groups:
+                groups.append(r[key])
+        w = 0.8 / max(len(meths), 1)
+        xs = np.arange(len(groups))
+        for k, m in enumerate(meths):
+            vals = [next((r["rmse"] for r in rows if r["method"] == m and r[key] == g),
+                         np.nan) for g in groups]
+            ax.bar(xs + (k - (len(meths) - 1) / 2) * w, vals, w, color=_METHOD_COLOR[m],
+                   label=_METHOD_LABEL[m])
+        for x0, g in zip(xs, groups):
+            n = next(r["n_points"] for r in rows if r[key] == g)
+            ax.annotate(f"{n}", (x0, 0), xytext=(0, -22), textcoords="offset points",
+                        ha="center", fontsize=7, color="0.4", annotation_clip=False)
+        ax.set_xticks(xs, groups)
+        ax.set_xlabel(xlabel, labelpad=12)
+        ax.set_ylabel(f"ESP RMSE [{ESP_UNIT}]")
+        ax.legend(fontsize=8)
+    return _finish(fig, out, formats, dpi)
+
+
+def plot_checkpoint_comparison(rows: Sequence[Mapping], out, *,
+                               formats: Sequence[str] = ("png",), dpi: int = 100) -> Plot:
+    """Bars of :func:`dcmnet.analysis.compare_checkpoints` rows: ESP RMSE (median and
+    mean over molecules), dipole MAE and inference time per molecule."""
+    names = [f"{r['name']}" + (f" epoch {r['epoch']} (n_dcm={r['n_dcm']})"
+                               if r.get("kind") != "baseline" else "") for r in rows]
+    y = np.arange(len(rows))
+    fig = _figure(12, 0.9 + 0.45 * len(rows))
+    axs = fig.subplots(1, 3, sharey=True)
+    med = np.array([r["esp_rmse_median"] or np.nan for r in rows], np.float64)
+    mean = np.array([r["esp_rmse_mean"] or np.nan for r in rows], np.float64)
+    axs[0].barh(y - 0.2, med, 0.4, label="median", color="#1f77b4")
+    axs[0].barh(y + 0.2, mean, 0.4, label="mean", color="#aec7e8")
+    axs[0].set_xlabel(f"ESP RMSE [{ESP_UNIT}]")
+    axs[0].legend(fontsize=8)
+    dip = np.array([np.nan if r["dipole_mae_debye"] is None else r["dipole_mae_debye"]
+                    for r in rows], np.float64)
+    axs[1].barh(y, dip, 0.6, color="#9467bd")
+    axs[1].set_xlabel("dipole MAE [D]")
+    ms = np.array([np.nan if r["inference_ms_per_molecule"] is None
+                   else r["inference_ms_per_molecule"] for r in rows], np.float64)
+    axs[2].barh(y, ms, 0.6, color="#8c564b")
+    axs[2].set_xlabel("inference [ms/molecule]")
+    axs[0].set_yticks(y, names)
+    axs[0].invert_yaxis()
+    axs[0].set_ylabel("checkpoint")
+    return _finish(fig, out, formats, dpi)
+
+
+# ---------------------------------------------------------------------------- all
+def make_all_plots(experiment, data=None, *, kind: str = "best",
+                   formats: Sequence[str] = ("png",), html: bool = True,
+                   molecule: int | None = None, dpi: int = 100, batch_size: int = 16,
+                   evaluate: bool = True, analysis: CheckpointAnalysis | None = None,
+                   include_plotlyjs="cdn") -> list[Path]:
+    """All pictures of an experiment under ``EXP/plots/``.
+
+    Files: ``training_curves``, and unless ``evaluate`` is False: ``esp_parity``,
+    ``error_histogram``, ``esp_surface`` (+ .html), ``charges_3d`` (+ .html),
+    ``element_errors``; each in every format of ``formats``.
+
+    Args:
+        experiment: experiment folder (or checkpoint folder inside it).
+        data: as in :func:`dcmnet.analysis.analyze_checkpoint` (None: validation set).
+        analysis: an analysis already computed (skips the model evaluation).
+        molecule: molecule index for the surface and charge pictures.
+    Returns:
+        the paths written.
+    """
+    from dcmnet.analysis import analyze_checkpoint
+    from dcmnet.errors import CheckpointError
+    from dcmnet.experiment import find_experiment_dir
+
+    exp = find_experiment_dir(experiment)
+    out = exp / "plots"
+    paths: list[Path] = []
+    try:
+        paths += plot_training_curves(exp, out / "training_curves", formats=formats,
+                                      dpi=dpi).paths
+    except CheckpointError:
+        pass
+    if not evaluate:
+        return paths
+    res = analysis or analyze_checkpoint(experiment, data, kind=kind, batch_size=batch_size)
+    i = _default_molecule(res) if molecule is None else int(molecule)
+    if not 0 <= i < len(res.data):
+        from dcmnet.errors import DataError
+        raise DataError(f"molecule {i} out of range: the data hold {len(res.data)} molecules.")
+    paths += plot_esp_parity(res, out / "esp_parity", formats=formats, dpi=dpi).paths
+    paths += plot_error_histogram(res, out / "error_histogram", formats=formats, dpi=dpi).paths
+    paths += plot_esp_surface(res, out / "esp_surface", i, formats=formats, dpi=dpi,
+                              html=html, include_plotlyjs=include_plotlyjs).paths
+    _, _, _, Z, R, q, x = _molecule_arrays(res, i, False)
+    paths += plot_charges_3d(Z, R, q, x, out / "charges_3d",
+                             title=f"{res.data.name[i]} (molecule {i}): DCM-net charges",
+                             formats=formats, dpi=dpi, html=html,
+                             include_plotlyjs=include_plotlyjs).paths
+    paths += plot_element_errors(res, out / "element_errors", formats=formats, dpi=dpi).paths
+    return paths

@@ -1,0 +1,64 @@
+"""The ASE calculator: per-atom charges sum to the net charge, sites, dipole and ESP."""
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.data import atomic_masses
+
+from conftest import bundled_subset
+from dcmnet.calculator import DCMNetCalculator
+from dcmnet.predict import Predictor
+from dcmnet.units import HARTREE_TO_KCAL_MOL
+
+
+@pytest.fixture(scope="module")
+def calc(tiny_experiment):
+    return DCMNetCalculator(tiny_experiment)
+
+
+def _atoms(name):
+    m = bundled_subset([name], 1).molecule(0)
+    return Atoms(numbers=m["Z"], positions=m["R"]), m
+
+
+@pytest.mark.parametrize("name,charge", [("methanol", 0.0), ("acetate", -1.0),
+                                         ("methylammonium", 1.0)])
+def test_charges_sum_to_net_charge(calc, name, charge):
+    atoms, m = _atoms(name)
+    atoms.info["charge"] = charge
+    atoms.calc = calc
+    q = atoms.get_charges()
+    assert q.shape == (len(atoms),)
+    assert q.sum() == pytest.approx(charge, abs=1e-5)
+    sites = calc.get_distributed_charges()
+    assert sites.shape == (len(atoms), calc.n_dcm)
+    np.testing.assert_allclose(sites.sum(1), q, atol=1e-6)
+    x = calc.get_charge_positions()
+    assert x.shape == (len(atoms), calc.n_dcm, 3)
+    assert np.all(np.linalg.norm(x - atoms.positions[:, None], axis=-1) < 1.0)
+    mass = atomic_masses[atoms.numbers]
+    com = (mass[:, None] * atoms.positions).sum(0) / mass.sum()
+    mu = (sites.reshape(-1, 1) * (x.reshape(-1, 3) - com)).sum(0)
+    np.testing.assert_allclose(atoms.get_dipole_moment(), mu, atol=1e-5)
+
+
+def test_explicit_charge_esp_and_caching(tiny_experiment):
+    atoms, m = _atoms("acetate")
+    calc = DCMNetCalculator(tiny_experiment, charge=-1)
+    atoms.calc = calc
+    assert atoms.get_charges().sum() == pytest.approx(-1.0, abs=1e-5)
+    pts = np.asarray(m["grid"][:50], np.float64)
+    v = calc.get_electrostatic_potential(pts)
+    # the model's evaluation path on the same points
+    ref = Predictor.from_experiment(tiny_experiment).predict(atoms, charge=-1, grids=[pts])
+    np.testing.assert_allclose(v, ref.esp, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(calc.get_electrostatic_potential(pts, unit="kcal/(mol*e)"),
+                               v * HARTREE_TO_KCAL_MOL)
+    # cached while the atoms are unchanged, recomputed when they move
+    first = calc.get_distributed_charges().copy()
+    assert calc.get_distributed_charges() is calc.results["distributed_charges"]
+    atoms.positions[0] += 0.3
+    assert not np.allclose(atoms.get_charges(), first.sum(1))
+    with pytest.raises(ValueError, match="unit"):
+        calc.get_electrostatic_potential(pts, unit="volts")
+    with pytest.raises(ValueError):
+        DCMNetCalculator()
