@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DCMNetError as exc:
         from rich.console import Console
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        from rich.markup import escape
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume.", file=sys.stderr)
