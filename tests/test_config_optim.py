@@ -1,7 +1,6 @@
 """Configuration round trip and validation; learning-rate schedules from optax."""
 import json
 
-import numpy as np
 import pytest
 
 from dcmnet.config import ExperimentConfig, TrainingConfig, create_default_config

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import TINY, bundled_subset
+from conftest import bundled_subset
 from dcmnet.cli import main
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.mmml import write_mmml_npz

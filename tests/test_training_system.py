@@ -8,10 +8,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from rich.console import Console

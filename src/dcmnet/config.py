@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from dcmnet.errors import ConfigError
+from dcmnet.fileio import atomic_write_json
 
 SCHEDULE_TYPES = ("constant", "cosine", "exponential", "step")
 
@@ -169,16 +169,9 @@ class ExperimentConfig:
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write the config as JSON atomically, with ``extra`` keys (version, commit) added."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         d = self.to_dict()
         d.update(extra or {})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(d, fh, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(path, d)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ExperimentConfig":

@@ -8,16 +8,14 @@ molecule's own reference ESP by net-charge-constrained least squares
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from dcmnet.data.batching import BatchIterator
 from dcmnet.data.dataset import Dataset
+from dcmnet.fileio import atomic_write_json
 from dcmnet.fitting import fit_monopoles, monopole_esp
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
@@ -125,15 +123,8 @@ def evaluate_model(model, params, data: Dataset, batch_size: int = 16) -> dict:
 
 
 def write_json(obj: dict, path) -> Path:
-    """Write JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    """Write JSON atomically (see :mod:`dcmnet.fileio`)."""
+    return atomic_write_json(path, obj)
 
 
 def summary_table(summary: dict, title: str = "evaluation"):

@@ -13,19 +13,17 @@ Formats:
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from dcmnet.fileio import atomic_path  # noqa: F401  (re-exported)
 from dcmnet.errors import OptionalDependencyError
 
 #: Table formats understood by :func:`write_table`.
@@ -46,28 +44,6 @@ __all__ = [
     "write_extxyz",
     "CHARGES_FILE_HEADER",
 ]
-
-
-@contextlib.contextmanager
-def atomic_path(path, suffix: str = "") -> Iterator[Path]:
-    """Context manager yielding a temporary path next to ``path``; renamed onto it on success.
-
-    Use for writers that insist on opening the file themselves (ASE, pyarrow). The folder
-    is created. On an exception the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=".tmp" + (suffix or path.suffix))
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_bytes(data: bytes, path) -> Path:

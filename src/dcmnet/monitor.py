@@ -9,10 +9,10 @@ import csv
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 from dcmnet.errors import OptionalDependencyError
+from dcmnet.fileio import atomic_write_text
 
 
 def write_history_csv(path: Path, history: list[dict]) -> None:
@@ -26,11 +26,7 @@ def write_history_csv(path: Path, history: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(history)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(buf.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_history_csv(path: Path) -> list[dict]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,6 +35,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from dcmnet.errors import DataError
+from dcmnet.fileio import atomic_path
 
 #: Format tag stored in every canonical file (``format`` key).
 FORMAT_TAG = "dcmnet-canonical-v1"
@@ -241,15 +241,8 @@ class Dataset:
         arrays["name"] = np.asarray(arrays["name"]).astype(str)
         arrays["format"] = np.array(FORMAT_TAG)
         arrays["metadata"] = np.array(json.dumps(metadata or {}))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
-            make_readable(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path
 
     @classmethod
@@ -274,13 +267,6 @@ class Dataset:
         ds = cls(**kw, source=str(path))
         ds.validate()
         return ds
-
-
-def make_readable(path) -> None:
-    """Give a file made by :func:`tempfile.mkstemp` (mode 0600) the usual mode (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def read_array(z, key: str, path) -> np.ndarray:

@@ -43,13 +43,13 @@ Rules applied by :func:`read_mmml_npz` (each decision is written to the returned
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from dcmnet.data.dataset import Dataset, open_npz, read_array
+from dcmnet.fileio import atomic_path
 from dcmnet.errors import DataError
 from dcmnet.units import EBOHR_TO_EANGSTROM
 
@@ -462,12 +462,6 @@ def write_mmml_npz(dataset: Dataset, path: str | os.PathLike, compressed: bool =
         D[~dataset.has_dipole] = np.nan
         arrays["Dxyz"] = D
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from dcmnet.fileio import atomic_write_json
 from dcmnet.errors import DataError
 
 #: Tag stored in split files.
@@ -110,16 +110,7 @@ def save_split(path: str | os.PathLike, train, valid, seed: int,
     if n_molecules is not None:
         doc["n_molecules"] = int(n_molecules)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_json(path, doc, indent=None)
 
 
 def load_split(path: str | os.PathLike, n_molecules: int | None = None) -> Split:

@@ -19,14 +19,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
-from dcmnet.data.dataset import Dataset, make_readable, open_npz, read_array
+from dcmnet.data.dataset import Dataset, open_npz, read_array
+from dcmnet.fileio import atomic_path, atomic_write_text
 from dcmnet.errors import DataError
 from dcmnet.surface import DEFAULT_DENSITY, DEFAULT_SHELLS, vdw_shell_points
 
@@ -78,23 +78,8 @@ def plan_jobs(specs, settings: GenerateSettings) -> list[Job]:
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    make_readable(tmp)
-    os.replace(tmp, path)
 
 
 def _worker_init() -> None:
@@ -136,7 +121,7 @@ def _check_settings(workdir: Path, settings: GenerateSettings) -> None:
                 + ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
                 + ". Use a new --workdir or the same settings.")
     else:
-        _atomic_write_text(path, json.dumps(new, indent=2))
+        atomic_write_text(path, json.dumps(new, indent=2))
 
 
 def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
@@ -176,7 +161,7 @@ def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
                     failed.unlink()
             else:
                 stats["failed"][job.key] = str(exc)
-                _atomic_write_text(failed, json.dumps({"key": job.key, "error": str(exc)}))
+                atomic_write_text(failed, json.dumps({"key": job.key, "error": str(exc)}))
                 bar.console.print(f"[yellow]failed[/] {job.key}: {exc}")
             bar.advance(task)
 
@@ -291,5 +276,5 @@ def merge(workdirs, out: str | Path, command: str | None = None,
     prov_path = out.with_suffix("").with_suffix(".provenance.json") \
         if out.suffix == ".npz" else Path(str(out) + ".provenance.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(prov_path, json.dumps(prov, indent=2))
+    atomic_write_text(prov_path, json.dumps(prov, indent=2))
     return ds, prov

@@ -425,22 +425,12 @@ def fortran_d(value: float, digits: int = 8) -> str:
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
     """Write a text file atomically (temporary file + rename); creates the folder."""
-    import tempfile
 
-    from dcmnet.data.dataset import make_readable
+    from dcmnet.fileio import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_text(path, text)
 
 
 def default_multiplicity(Z, net_charge: float) -> int:

@@ -42,6 +42,7 @@ from dcmnet.data.dataset import Dataset
 from dcmnet.data.readers.base import (LENGTH_UNITS, UNIT_LABEL, ESP_UNITS, ReadOptions,
                                       Report, build_dataset, err, esp_unit, formula,
                                       length_unit, molecules_of, net_charge_from_esp)
+from dcmnet.fileio import atomic_path
 from dcmnet.errors import DataError, OptionalDependencyError
 from dcmnet.units import ANGSTROM_TO_BOHR, EBOHR_TO_EANGSTROM
 
@@ -255,8 +256,6 @@ def write_hdf5(data, path) -> Path:
     Raises:
         OptionalDependencyError: h5py is missing.
     """
-    import os
-    import tempfile
     h5py = _h5py()
     groups: dict[str, list[dict]] = {}
     for m in molecules_of(data):
@@ -267,9 +266,7 @@ def write_hdf5(data, path) -> Path:
         groups.setdefault(key, []).append(m)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.h5")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, ms in groups.items():
                 g = f.create_group(key)
@@ -299,10 +296,7 @@ def write_hdf5(data, path) -> Path:
                     d = g.create_dataset("scf_dipole", data=np.stack(
                         [np.asarray(m["dipole"], float) / EBOHR_TO_EANGSTROM for m in ms]))
                     d.attrs["units"] = "elementary_charge*bohr"
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
     return path
 
 
