@@ -18,8 +18,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    """Lazy re-export of :func:`dcmnet.runner.prepare_datasets` (keeps imports light)."""
+    """Lazy re-export of :func:`dcmnet.data.prepare.prepare_datasets`."""
     if name == "prepare_datasets":
-        from dcmnet.runner import prepare_datasets
+        from dcmnet.data.prepare import prepare_datasets
         return prepare_datasets
     raise AttributeError(f"module 'dcmnet.data' has no attribute {name!r}")
