@@ -14,14 +14,16 @@ dipoles in D.
 Functions: :func:`plot_training_curves`, :func:`plot_esp_parity`,
 :func:`plot_error_histogram`, :func:`plot_esp_surface`, :func:`plot_charges_3d`,
 :func:`plot_element_errors`, :func:`plot_checkpoint_comparison`, and
-:func:`make_all_plots` (all of them for an experiment, under ``EXP/plots/``).
+:func:`make_all_plots` (all of them for an experiment, under ``EXP/plots/``), and
+:func:`write_study_plots` (Optuna's figures of a ``dcmnet tune`` study).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +35,7 @@ __all__ = [
     "Plot", "ESP_CMAP", "ERROR_CMAP", "CHARGE_CMAP", "ESP_UNIT", "DIMENSIONLESS",
     "plot_training_curves", "plot_esp_parity", "plot_error_histogram", "plot_esp_surface",
     "plot_charges_3d", "plot_element_errors", "plot_checkpoint_comparison", "make_all_plots",
+    "write_study_plots",
 ]
 
 ESP_CMAP = "RdBu_r"
@@ -532,3 +535,50 @@ def make_all_plots(experiment, data=None, *, kind: str = "best",
                              include_plotlyjs=include_plotlyjs).paths
     paths += plot_element_errors(res, out / "element_errors", formats=formats, dpi=dpi).paths
     return paths
+
+
+# ---------------------------------------------------------------------------- tuning
+def write_study_plots(study, study_dir) -> dict[str, Any]:
+    """Optuna's optimization history, intermediate values and parameter importances as PNG.
+
+    Files ``optimization_history.png``, ``intermediate_values.png`` and
+    ``param_importances.png`` in ``study_dir`` (y axes: validation ESP RMSE in kcal/(mol·e)),
+    drawn with ``optuna.visualization.matplotlib``.
+
+    Returns ``{figure name: Path}`` for written figures and ``{figure name: reason}`` (a
+    string) for those that could not be drawn (importance needs ≥ 2 complete trials with
+    different values). Never raises for a degenerate study.
+    """
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as ovm
+
+    figures = {"optimization_history": ovm.plot_optimization_history,
+               "intermediate_values": ovm.plot_intermediate_values,
+               "param_importances": ovm.plot_param_importances}
+    n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    out: dict[str, Any] = {}
+    for name, fn in figures.items():
+        need = 2 if name == "param_importances" else 1
+        if n_done < need:
+            out[name] = f"needs {need} complete trial(s), the study has {n_done}"
+            continue
+        try:
+            import matplotlib.pyplot as plt
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = fn(study)
+            ax0 = ax.flat[0] if hasattr(ax, "flat") else ax
+            if name != "param_importances":
+                ax0.set_ylabel(f"validation ESP RMSE [{ESP_UNIT}]")
+            if name == "intermediate_values":
+                ax0.set_xlabel("epoch")
+            fig = ax0.figure
+            fig.set_size_inches(8, 5)
+            path = Path(study_dir) / f"{name}.png"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
+            plt.close(fig)
+            out[name] = path
+        except Exception as exc:  # noqa: BLE001 - a figure must never end the study
+            out[name] = f"{type(exc).__name__}: {exc}".strip()
+    return out

@@ -820,51 +820,11 @@ def write_best_config(study, path, name: str | None = None) -> Path:
 
 
 def write_study_plots(study, study_dir) -> dict[str, Any]:
-    """Optuna's optimization history, intermediate values and parameter importances as PNG.
+    """Optuna's figures of the study as PNG; see :func:`dcmnet.plots.write_study_plots`
+    (figures live in :mod:`dcmnet.plots`, the only module that imports matplotlib)."""
+    from dcmnet.plots import write_study_plots as _write
 
-    Returns ``{figure name: Path}`` for written figures and ``{figure name: reason}`` (a
-    string) for those that could not be drawn (importance needs ≥ 2 complete trials with
-    different values). Never raises for a degenerate study.
-
-    Note: matplotlib figures belong in :mod:`dcmnet.plots`; this helper stays here until
-    that module can take it.
-    """
-    from optuna.visualization import matplotlib as ovm
-
-    from dcmnet.export import atomic_path
-
-    figures = {"optimization_history": ovm.plot_optimization_history,
-               "intermediate_values": ovm.plot_intermediate_values,
-               "param_importances": ovm.plot_param_importances}
-    from optuna.trial import TrialState
-
-    n_done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    out: dict[str, Any] = {}
-    for name, fn in figures.items():
-        need = 2 if name == "param_importances" else 1
-        if n_done < need:
-            out[name] = f"needs {need} complete trial(s), the study has {n_done}"
-            continue
-        try:
-            import matplotlib.pyplot as plt
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ax = fn(study)
-            ax0 = ax.flat[0] if hasattr(ax, "flat") else ax
-            if name != "param_importances":
-                ax0.set_ylabel("validation ESP RMSE [kcal/(mol·e)]")
-            if name == "intermediate_values":
-                ax0.set_xlabel("epoch")
-            fig = ax0.figure
-            fig.set_size_inches(8, 5)
-            path = Path(study_dir) / f"{name}.png"
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")
-            plt.close(fig)
-            out[name] = path
-        except Exception as exc:  # noqa: BLE001 - a figure must never end the study
-            out[name] = f"{type(exc).__name__}: {exc}".strip()
-    return out
+    return _write(study, study_dir)
 
 
 def summarize_study(study, study_dir, *, console=None, plots: bool = True,
