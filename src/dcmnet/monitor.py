@@ -30,13 +30,26 @@ def write_history_csv(path: Path, history: list[dict]) -> None:
 
 
 def read_history_csv(path: Path) -> list[dict]:
-    """Read ``training_history.csv`` back as a list of dicts of floats (epoch as int)."""
+    """Read ``training_history.csv`` back as a list of dicts of floats (epoch as int).
+
+    Empty or missing cells become NaN, cells that are not numbers stay strings, and surplus
+    cells of a row (beyond the header) are dropped; ``epoch`` is an int where finite.
+    """
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     out = []
     for r in rows:
-        out.append({k: (int(v) if k == "epoch" else (float(v) if v != "" else math.nan))
-                    for k, v in r.items()})
+        row = {}
+        for k, v in r.items():
+            if k is None:
+                continue
+            try:
+                row[k] = float(v) if v not in ("", None) else math.nan
+            except ValueError:
+                row[k] = v
+        if "epoch" in row and isinstance(row["epoch"], float) and math.isfinite(row["epoch"]):
+            row["epoch"] = int(row["epoch"])
+        out.append(row)
     return out
 
 

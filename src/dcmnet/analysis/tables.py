@@ -1,0 +1,103 @@
+"""Rich tables of analysis results (``rich`` is imported inside each function)."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from dcmnet.analysis.result import METHODS, CheckpointAnalysis
+
+
+def _f(x, spec=".3f"):
+    return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def analysis_table(res: CheckpointAnalysis, title: str | None = None):
+    """A rich table: one column per method (DCM-net, fitted monopoles, reference mono)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    names = {"dcmnet": f"DCM-net (n_dcm={res.n_dcm})", "fitted_monopoles": "fitted monopoles",
+             "reference_mono": "reference mono"}
+    meths = [m for m in METHODS if m in res.summary["methods"]]
+    t = Table(title=escape(title or f"{res.source}: {res.summary['n_molecules']} molecules, "
+                                    f"{res.summary['n_points']} points ({res.data_source})"),
+              title_justify="left")
+    t.add_column("metric")
+    for m in meths:
+        t.add_column(names[m], justify="right")
+    S = res.summary["methods"]
+    for key, label, spec in (
+            ("esp_rmse_median_kcal_mol_e", "ESP RMSE median [kcal/(mol·e)]", ".3f"),
+            ("esp_rmse_mean_kcal_mol_e", "ESP RMSE mean [kcal/(mol·e)]", ".3f"),
+            ("esp_rmse_pooled_kcal_mol_e", "ESP RMSE all points [kcal/(mol·e)]", ".3f"),
+            ("esp_mae_pooled_kcal_mol_e", "ESP MAE all points [kcal/(mol·e)]", ".3f"),
+            ("dipole_mae_debye", "dipole error |Δμ| mean [D]", ".3f"),
+            ("dipole_magnitude_mae_debye", "dipole | |μ|−|μref| | mean [D]", ".3f"),
+            ("max_abs_net_charge_error_e", "max |Σq − Q| [e]", ".1e")):
+        t.add_row(escape(label), *[_f(S[m][key], spec) for m in meths])
+    for row_el in sorted({(r["Z"], r["element"]) for r in res.by_element}):
+        cells = []
+        for m in meths:
+            r = next((r for r in res.by_element if r["method"] == m and r["Z"] == row_el[0]),
+                     None)
+            cells.append(_f(r["rmse"]) if r else "—")
+        t.add_row(escape(f"  RMSE, closest atom {row_el[1]} [kcal/(mol·e)]"), *cells)
+    shells = []
+    for r in res.by_shell:
+        if r["shell"] not in shells:
+            shells.append(r["shell"])
+    for s in shells:
+        cells = []
+        for m in meths:
+            r = next((r for r in res.by_shell if r["method"] == m and r["shell"] == s), None)
+            cells.append(_f(r["rmse"]) if r else "—")
+        t.add_row(escape(f"  RMSE, shell {s} × r_vdW [kcal/(mol·e)]"), *cells)
+    if "inference_ms_per_molecule" in res.summary:
+        t.add_row(escape("inference [ms/molecule]"), _f(res.summary["inference_ms_per_molecule"], ".2f"),
+                  *([""] * (len(meths) - 1)))
+    return t
+
+
+def comparison_table(rows: Sequence[Mapping], title: str = "checkpoint comparison"):
+    """A rich table of :func:`compare_checkpoints` rows."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=escape(title), title_justify="left")
+    for c in ("checkpoint", "epoch", "n_dcm", "params", "ESP RMSE med", "ESP RMSE mean",
+              "ESP MAE", "dipole MAE [D]", "max|Σq−Q| [e]", "ms/mol"):
+        t.add_column(escape(c), justify="left" if c == "checkpoint" else "right")
+    for r in rows:
+        t.add_row(escape(str(r["name"])), "" if r["epoch"] is None else str(r["epoch"]),
+                  str(r["n_dcm"]), "" if r["n_parameters"] is None else f"{r['n_parameters']:,}",
+                  _f(r["esp_rmse_median"]), _f(r["esp_rmse_mean"]), _f(r["esp_mae_pooled"]),
+                  _f(r["dipole_mae_debye"]), _f(r["max_abs_net_charge_error_e"], ".1e"),
+                  _f(r["inference_ms_per_molecule"], ".2f"))
+    t.caption = escape("ESP errors in kcal/(mol·e); median/mean over molecules, MAE over all points")
+    return t
+
+
+def history_table(hist: Mapping, every: int | None = None):
+    """A rich table of the training history (every ``every``-th epoch, best epoch marked)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = hist["rows"]
+    every = every or max(1, len(rows) // 15)
+    t = Table(title=escape(f"training history: best epoch {hist['best_epoch']} "
+                           f"({hist['status']})"), title_justify="left")
+    cols = [("epoch", "epoch", "d"), ("lr", "lr", ".2e"), ("train_loss", "train loss", ".4g"),
+            ("valid_loss", "valid loss", ".4g"),
+            ("train_esp_rmse", "train ESP RMSE [kcal/(mol·e)]", ".3f"),
+            ("valid_esp_rmse", "valid ESP RMSE [kcal/(mol·e)]", ".3f")]
+    cols = [c for c in cols if c[0] in hist["columns"]]
+    for _, label, _ in cols:
+        t.add_column(escape(label), justify="right")
+    for i, r in enumerate(rows):
+        if i % every and i != len(rows) - 1 and r.get("epoch") != hist["best_epoch"]:
+            continue
+        mark = " *" if r.get("epoch") == hist["best_epoch"] else ""
+        t.add_row(*[(_f(r.get(k), s) if k != "epoch" else f"{r.get(k)}{mark}")
+                    for k, _, s in cols])
+    t.caption = escape(hist["diagnosis"])
+    return t
