@@ -54,7 +54,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--config", default=None, metavar="FILE",
                    help="config.json to start from (flags override it)")
     p.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
-                   help="dataset files (canonical or mmml-style NPZ; default: bundled data)")
+                   help="dataset files or folders in any supported format (see dcmnet inspect; "
+                        "default: the bundled data)")
     for flag, typ, hlp in SETTINGS:
         p.add_argument(flag, type=typ, default=None, help=hlp)
     for flag, hlp in SWITCHES:

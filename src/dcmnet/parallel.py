@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dcmnet.errors import ConfigError
+
 
 class DataParallel:
     """Placement of batches and state on a device mesh.
@@ -19,7 +21,7 @@ class DataParallel:
         batch_size: global molecules per batch; must be divisible by the device count.
         devices: devices to use (default ``jax.devices()``, all processes).
     Raises:
-        ValueError: ``batch_size`` not divisible by the number of devices.
+        ConfigError: ``batch_size`` not divisible by the number of devices.
     """
 
     def __init__(self, batch_size: int, devices=None):
@@ -29,7 +31,7 @@ class DataParallel:
         self.devices = list(devices if devices is not None else jax.devices())
         n = len(self.devices)
         if batch_size % n:
-            raise ValueError(f"batch size {batch_size} is not divisible by the {n} devices; "
+            raise ConfigError(f"batch size {batch_size} is not divisible by the {n} devices; "
                              f"use a multiple of {n} or --no-data-parallel.")
         self.mesh = Mesh(np.array(self.devices), ("data",))
         self.data = NamedSharding(self.mesh, PartitionSpec("data"))
@@ -72,7 +74,7 @@ def maybe_data_parallel(batch_size: int, enabled: bool, console=None) -> DataPar
         return None
     try:
         return DataParallel(batch_size)
-    except ValueError as exc:
+    except ConfigError as exc:
         if console is not None:
             console.print(f"[yellow]data parallel off:[/] {exc}")
         return None
