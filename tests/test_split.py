@@ -76,3 +76,19 @@ def test_bad_split_files(tmp_path):
         load_split(tmp_path / "ov.json")
     with pytest.raises(DataError, match="overlap"):
         save_split(tmp_path / "x.json", [0, 1], [1], seed=0)
+
+
+def test_split_by_molecule_keeps_molecules_apart():
+    names = np.repeat(np.array(["water", "methanol", "acetate", "urea", "phenol"]), 10)
+    tr, va = split_indices(len(names), num_valid=12, seed=3, groups=names)
+    assert set(names[tr]).isdisjoint(set(names[va]))
+    assert len(va) == 20  # whole molecules until at least 12 conformers
+    assert len(tr) == 30 and len(np.intersect1d(tr, va)) == 0
+    tr2, va2 = split_indices(len(names), num_valid=12, seed=3, groups=names)
+    assert np.array_equal(tr, tr2) and np.array_equal(va, va2)
+    tr3, va3 = split_indices(len(names), seed=3, groups=names)  # default: ~10 %
+    assert len(va3) == 10 and len(set(names[va3])) == 1
+    with pytest.raises(DataError, match="at least two different molecules"):
+        split_indices(10, groups=np.array(["w"] * 10))
+    with pytest.raises(DataError, match="every molecule"):
+        split_indices(len(names), num_valid=49, groups=names)

@@ -11,6 +11,8 @@ SETTINGS = [
     ("--random-seed", int, "seed of split, data order and initial parameters (default 42)"),
     ("--num-train", int, "training molecules (default: all but ~10 %%)"),
     ("--num-valid", int, "validation molecules (default: ~10 %%)"),
+    ("--split-by", str, "conformer (default) or molecule: validate on molecules never seen "
+                        "in training"),
     ("--n-dcm", int, "distributed charges per atom (default 2)"),
     ("--features", int, "feature channels (default 32)"),
     ("--max-degree", int, "highest irrep degree (default 2)"),

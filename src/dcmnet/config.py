@@ -125,6 +125,8 @@ class ExperimentConfig:
         output_dir: parent folder of experiments.
         data_files: dataset files; empty means the bundled dataset.
         num_train / num_valid: molecules for training / validation (None: all, ~90/10).
+        split_by: ``conformer`` (random conformers) or ``molecule`` (whole molecules, by
+            name, go to validation: a test on unseen molecules).
         random_seed: seed of the split, the data order and the initial parameters.
     """
 
@@ -133,6 +135,7 @@ class ExperimentConfig:
     data_files: list = dataclasses.field(default_factory=list)
     num_train: int | None = None
     num_valid: int | None = None
+    split_by: str = "conformer"
     random_seed: int = 42
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
@@ -146,6 +149,8 @@ class ExperimentConfig:
         """Validate all sections; raise :class:`ConfigError`."""
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"experiment name {self.name!r} must be a plain folder name.")
+        if self.split_by not in ("conformer", "molecule"):
+            raise ConfigError(f"split_by {self.split_by!r}: choose 'conformer' or 'molecule'.")
         self.model.validate()
         self.training.validate()
 

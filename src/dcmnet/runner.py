@@ -21,7 +21,7 @@ def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Pat
     fatal = []
     if dataclasses.asdict(old.model) != dataclasses.asdict(new.model):
         fatal.append("model architecture")
-    for k in ("data_files", "num_train", "num_valid", "random_seed"):
+    for k in ("data_files", "num_train", "num_valid", "split_by", "random_seed"):
         if getattr(old, k) != getattr(new, k):
             fatal.append(k)
     if fatal:
@@ -81,7 +81,8 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
         split = load_split(split_path, n_molecules=len(data))
         tr, va = split.train, split.valid
     else:
-        tr, va = split_indices(len(data), cfg.num_train, cfg.num_valid, seed=cfg.random_seed)
+        tr, va = split_indices(len(data), cfg.num_train, cfg.num_valid, seed=cfg.random_seed,
+                               groups=data.name if cfg.split_by == "molecule" else None)
         if len(va) == 0:
             raise ConfigError("no molecules left for validation; lower --num-train or give "
                               "--num-valid ≥ 1.")

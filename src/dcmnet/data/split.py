@@ -43,8 +43,8 @@ def _count(value, name: str) -> int | None:
 
 
 def split_indices(n: int, num_train: int | None = None, num_valid: int | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``n`` molecules into training and validation indices.
+                  seed: int = 0, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``n`` molecules (conformers) into training and validation indices.
 
     Args:
         n: number of molecules in the dataset.
@@ -52,17 +52,23 @@ def split_indices(n: int, num_train: int | None = None, num_valid: int | None = 
         num_valid: validation molecules; ``None`` = the rest when ``num_train`` is given,
             otherwise about 10 % (at least 1 when ``n >= 2``; 0 when ``n == 1``).
         seed: seed of the permutation (``numpy.random.default_rng(seed)``).
+        groups: optional (n,) labels (e.g. the dataset's ``name``): whole groups go to
+            validation (in seeded random order) until at least ``num_valid`` conformers are
+            there, so no molecule is in both sets; training takes ``num_train`` conformers of
+            the other groups. Validation may then hold a few more than ``num_valid``.
 
     Returns:
         ``(train_idx, valid_idx)``: disjoint, sorted int64 arrays.
 
     Raises:
         DataError: more molecules requested than the dataset holds (the message says how
-            many there are), negative counts, or no training molecule.
+            many there are), negative counts, no training molecule, or (with ``groups``)
+            fewer than two groups.
     """
     n = _count(n, "n")
     num_train = _count(num_train, "num_train")
     num_valid = _count(num_valid, "num_valid")
+    train_given = num_train is not None
     if n is None or n < 1:
         raise DataError("the dataset holds no molecules; nothing to split.")
     if num_train is None and num_valid is None:
@@ -84,10 +90,44 @@ def split_indices(n: int, num_train: int | None = None, num_valid: int | None = 
                         "lower the counts (or leave one unset to use the rest).")
     if num_train < 1:
         raise DataError(f"num_train must be at least 1 (the dataset has {n} molecules).")
-    perm = np.random.default_rng(int(seed)).permutation(n)
+    rng = np.random.default_rng(int(seed))
+    if groups is not None:
+        return _split_groups(np.asarray(groups), n, num_train if train_given else None,
+                             num_valid, rng)
+    perm = rng.permutation(n)
     train = np.sort(perm[:num_train]).astype(np.int64)
     valid = np.sort(perm[num_train:num_train + num_valid]).astype(np.int64)
     return train, valid
+
+
+def _split_groups(groups: np.ndarray, n: int, num_train: int | None, num_valid: int, rng):
+    if groups.shape != (n,):
+        raise DataError(f"split groups have shape {groups.shape}; expected one label per "
+                        f"molecule ({n},).")
+    names = np.unique(groups)
+    if len(names) < 2:
+        raise DataError(f"splitting by molecule needs at least two different molecules; the "
+                        f"data holds only {names.tolist()}. Split by conformer instead.")
+    valid: list[int] = []
+    order = rng.permutation(len(names))
+    used = 0
+    for k in order:
+        if len(valid) >= max(num_valid, 1):
+            break
+        valid += np.flatnonzero(groups == names[k]).tolist()
+        used += 1
+    if used == len(names):
+        raise DataError(f"num_valid={num_valid} would put every molecule ({len(names)}) into "
+                        "validation; ask for fewer validation conformers.")
+    pool = np.setdiff1d(np.arange(n), valid)
+    pool = pool[rng.permutation(len(pool))]
+    if num_train is None:
+        num_train = len(pool)
+    if num_train > len(pool):
+        raise DataError(f"num_train={num_train} but only {len(pool)} conformers of molecules "
+                        f"outside the validation set remain; ask for at most {len(pool)}.")
+    return (np.sort(pool[:num_train]).astype(np.int64),
+            np.sort(np.asarray(valid)).astype(np.int64))
 
 
 def save_split(path: str | os.PathLike, train, valid, seed: int,
