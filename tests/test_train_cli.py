@@ -34,6 +34,12 @@ def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsy
     # the same command again: finished, nothing to do, no crash
     assert main(base + ["--num-epochs", "2"]) == 0
     assert "nothing to do" in capsys.readouterr().err
+    # changed settings on a finished run are ignored and config.json is kept
+    events = len(list((exp / "tensorboard").iterdir()))
+    assert main(base + ["--num-epochs", "2", "--learning-rate", "0.01"]) == 0
+    assert "config.json is kept" in " ".join(capsys.readouterr().err.split())
+    assert ExperimentConfig.load(exp / "config.json").training.learning_rate == cfg.training.learning_rate
+    assert len(list((exp / "tensorboard").iterdir())) == events
     # more epochs: resumes from epoch 2
     assert main(base + ["--num-epochs", "3"]) == 0
     err = capsys.readouterr().err
@@ -42,7 +48,17 @@ def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsy
     assert len(hist) == 1 + 3
     # a different architecture under the same name is refused with advice
     assert main(base + ["--num-epochs", "3", "--features", "16"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--overwrite" in err and "features (8 there, 16 now)" in err
+    # a second process on the same experiment is refused while the first holds it
+    from dcmnet.experiment import experiment_lock
+    with experiment_lock(exp):
+        assert main(base + ["--num-epochs", "4"]) == 2
+    assert "being trained by another process" in " ".join(capsys.readouterr().err.split())
+    # an output path that is a file fails at once
+    (tmp_path / "afile").write_text("")
+    assert main(["train", "--name", "t", "--output-dir", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in " ".join(capsys.readouterr().err.split())
 
     # evaluate on molecules the model never saw, given as an mmml-style padded NPZ
     unseen = bundled_subset(["ethanol", "formamide"], 3)

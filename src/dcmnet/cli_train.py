@@ -134,6 +134,11 @@ def run_evaluate(args) -> int:
     from dcmnet.experiment import SPLIT_NAME, find_experiment_dir, load_experiment
 
     console = Console(stderr=True)
+    if args.json:
+        from pathlib import Path
+
+        from dcmnet.fileio import check_folder
+        check_folder(Path(args.json).parent, "--json path")
     cfg, model, params, meta = load_experiment(args.experiment, kind=args.checkpoint)
     if args.data_files:
         data = load_dataset(args.data_files, verbose=True)

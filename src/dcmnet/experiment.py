@@ -13,14 +13,51 @@ Layout (``output_dir/name``)::
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from dcmnet.config import ExperimentConfig
-from dcmnet.errors import CheckpointError
+from dcmnet.errors import CheckpointError, DCMNetError
 
 CONFIG_NAME = "config.json"
 SPLIT_NAME = "split.json"
 HISTORY_NAME = "training_history.csv"
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def experiment_lock(exp_dir):
+    """Hold an exclusive lock on an experiment folder while training it.
+
+    ``fcntl.flock`` on ``EXP/.lock``: released by the kernel when the process ends, even
+    by SIGKILL, so a crashed run never leaves a stale lock.
+
+    Raises:
+        DCMNetError: another process is training this experiment (its pid is named).
+    """
+    import fcntl
+
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(exp_dir / LOCK_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            raise DCMNetError(f"{exp_dir} is being trained by another process (pid {pid}); "
+                              "wait for it to finish or use another --name.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def find_experiment_dir(path) -> Path:

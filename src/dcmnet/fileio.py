@@ -14,11 +14,33 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from dcmnet.errors import DCMNetError
+
 
 def _umask_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def check_folder(path, what: str = "output folder") -> Path:
+    """Raise :class:`DCMNetError` if ``path`` or one of its parents is an existing file.
+
+    Called before long work so that a bad output path fails at once with a clear message
+    instead of a traceback at the end. Returns ``Path(path)``; creates nothing.
+    """
+    p = Path(path)
+    for q in [p, *p.parents]:
+        if q.exists() and not q.is_dir():
+            raise DCMNetError(f"{path}: {q} is a file, not a folder; choose another {what}.")
+    return p
+
+
+def ensure_folder(path, what: str = "output folder") -> Path:
+    """:func:`check_folder`, then create the folder (and parents)."""
+    p = check_folder(path, what)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
 
 @contextlib.contextmanager
@@ -33,7 +55,9 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DCMNetError(f"{path} is a folder; give a file name to write.")
+    ensure_folder(path.parent, "output path")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                suffix=".tmp" + (suffix or path.suffix))
     os.close(fd)

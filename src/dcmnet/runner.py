@@ -13,17 +13,18 @@ from pathlib import Path
 from dcmnet.config import ExperimentConfig, create_default_config, provenance
 from dcmnet.data.prepare import prepare_datasets  # noqa: F401  (public name)
 from dcmnet.errors import ConfigError
-from dcmnet.experiment import CONFIG_NAME, SPLIT_NAME
+from dcmnet.experiment import CONFIG_NAME, LOCK_NAME, SPLIT_NAME, experiment_lock
+from dcmnet.fileio import check_folder
 
 
 def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Path) -> list[str]:
     """Differences that forbid resuming raise; harmless ones are returned as notes."""
     fatal = []
-    if dataclasses.asdict(old.model) != dataclasses.asdict(new.model):
-        fatal.append("model architecture")
+    m_old, m_new = dataclasses.asdict(old.model), dataclasses.asdict(new.model)
+    fatal += [f"{k} ({m_old[k]} there, {m_new[k]} now)" for k in m_new if m_old[k] != m_new[k]]
     for k in ("data_files", "num_train", "num_valid", "split_by", "random_seed"):
         if getattr(old, k) != getattr(new, k):
-            fatal.append(k)
+            fatal.append(f"{k} ({getattr(old, k)} there, {getattr(new, k)} now)")
     if fatal:
         raise ConfigError(
             f"{exp_dir} already holds an experiment with a different {', '.join(fatal)}. "
@@ -56,22 +57,42 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
     """
     from rich.console import Console
 
+    console = console or Console(stderr=True)
+    base = _flatten(config) if config is not None else {}
+    name = name or (config.name if config is not None else "dcmnet")
+    cfg = create_default_config(name, **{**base, **overrides})
+    exp_dir = check_folder(cfg.experiment_dir, "--output-dir / --name")
+    with experiment_lock(exp_dir):
+        return _run_locked(cfg, exp_dir, console=console, overwrite=overwrite,
+                           restart_checkpoint=restart_checkpoint, progress=progress,
+                           table_every=table_every, stop_after_epochs=stop_after_epochs,
+                           mlflow=mlflow, verbose=verbose, on_epoch_end=on_epoch_end)
+
+
+def _run_locked(cfg: ExperimentConfig, exp_dir: Path, *, console, overwrite,
+                restart_checkpoint, progress, table_every, stop_after_epochs, mlflow,
+                verbose, on_epoch_end):
+    from dcmnet.checkpoint import CheckpointStore
     from dcmnet.data.loader import load_dataset
     from dcmnet.data.split import load_split, save_split, split_indices
     from dcmnet.evaluate import evaluate_model, summary_table, write_json
     from dcmnet.train import train_model
 
-    console = console or Console(stderr=True)
-    base = _flatten(config) if config is not None else {}
-    name = name or (config.name if config is not None else "dcmnet")
-    cfg = create_default_config(name, **{**base, **overrides})
-    exp_dir = cfg.experiment_dir
-    if overwrite and exp_dir.exists():
-        shutil.rmtree(exp_dir)
+    if overwrite:
+        for child in exp_dir.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    write_config = True
     if (exp_dir / CONFIG_NAME).exists():
         old = ExperimentConfig.load(exp_dir / CONFIG_NAME)
         notes = _check_compatible(old, cfg, exp_dir)
-        if notes:
+        done = max(CheckpointStore(exp_dir).steps("latest") or [0])
+        if done >= cfg.training.num_epochs:
+            write_config = False
+            if notes:
+                console.print(f"{exp_dir} is finished ({done} epochs); changed settings "
+                              f"({'; '.join(notes)}) are ignored and config.json is kept.")
+        elif notes:
             console.print(f"continuing {exp_dir} with changed training settings: "
                           + "; ".join(notes))
 
@@ -88,7 +109,8 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
                               "--num-valid ≥ 1.")
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_split(split_path, tr, va, cfg.random_seed)
-    cfg.save(exp_dir / CONFIG_NAME, extra=provenance())
+    if write_config:
+        cfg.save(exp_dir / CONFIG_NAME, extra=provenance())
     train, valid = data.subset(tr), data.subset(va)
 
     result = train_model(cfg, train, valid, resume_from=restart_checkpoint, console=console,

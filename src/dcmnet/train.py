@@ -209,11 +209,14 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                       f"({tcfg.batch_size // dp.size} molecules per device and batch)")
     if verbose:
         _show_arrays(console, first, model, state["params"])
+    end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
+        tcfg.num_epochs, start_epoch + int(stop_after_epochs))
     monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=bool(mlflow),
-                      mlflow_uri=mlflow if isinstance(mlflow, str) else None)
+                      mlflow_uri=mlflow if isinstance(mlflow, str) else None) \
+        if end_epoch > start_epoch else None
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
     console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
-                  f"validation molecules, batch {tcfg.batch_size} × accumulation "
+                  f"validation conformers (split by {config.split_by}), batch {tcfg.batch_size} × accumulation "
                   f"{tcfg.gradient_accumulation_steps}, {n_batches} batches/epoch, padding "
                   f"shapes (atoms, grid points) {shapes}, {n_params:,} parameters, n_dcm "
                   f"{mcfg.n_dcm}")
@@ -236,8 +239,6 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                       transient=False) as bar:
             ep_task = bar.add_task("epochs", total=tcfg.num_epochs, completed=start_epoch,
                                    info="")
-            end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
-                tcfg.num_epochs, start_epoch + int(stop_after_epochs))
             for epoch in range(start_epoch, end_epoch):
                 t0 = time.perf_counter()
                 b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
@@ -285,7 +286,8 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
                            info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
                                 f"{' *' if improved else ''}")
     finally:
-        monitor.close()
+        if monitor is not None:
+            monitor.close()
         store.close()
 
     if end_epoch < tcfg.num_epochs:
