@@ -25,8 +25,8 @@ from dcmnet.optim import make_optimizer, make_schedule
 
 #: Metrics shown in the per-epoch table, with their labels.
 TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
-                 ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE [e]"),
-                 ("charge_rmse", "charge RMSE [e]"), ("dipole_mae", "dipole MAE [D]"),
+                 ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE vs mono [e]"),
+                 ("charge_rmse", "charge RMSE vs mono [e]"), ("dipole_mae", "dipole MAE [D]"),
                  ("q_mean", "q mean [e]"), ("q_std", "q std [e]"), ("q_min", "q min [e]"),
                  ("q_max", "q max [e]"))
 
@@ -121,7 +121,9 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
         if math.isnan(a) and math.isnan(b):
             continue
         d = b - a
-        pct = 100.0 * d / abs(a) if a not in (0.0,) and not math.isnan(a) else math.nan
+        # a % change of the mean charge (≈ net charge / sites, near 0) means nothing
+        pct = (100.0 * d / abs(a) if key != "q_mean" and a != 0.0 and not math.isnan(a)
+               else math.nan)
         t.add_row(escape(label), f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
                   "" if math.isnan(pct) else f"{pct:+.2f}%")
     return t
