@@ -112,3 +112,13 @@ def test_short_training_beats_fitted_monopoles_on_training_molecules(tmp_path):
     b = fitted_monopole_errors(train)
     assert np.median(m["esp_rmse"]) < np.median(b["esp_rmse"]), (m["esp_rmse"], b["esp_rmse"])
     assert np.max(m["net_charge_error"]) < 1e-5
+
+
+def test_flag_typos_get_the_subcommand_usage_and_a_suggestion(capsys):
+    for argv, hint in ((["train", "--nmae", "x"], "did you mean --name?"),
+                       (["train", "--num-epoch", "3"], "did you mean --num-epochs?")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "dcmnet train: error: unrecognized arguments" in err and hint in err

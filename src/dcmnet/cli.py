@@ -24,7 +24,27 @@ def build_parser() -> argparse.ArgumentParser:
     for add in _command_modules():
         add(sub)
     add_generate(sub)
+    for p in sub.choices.values():
+        p.allow_abbrev = False  # --num-epoch must not silently mean --num-epochs
     return parser
+
+
+def _unknown_arguments(parser, args, extra: list[str]) -> None:
+    """Report unknown flags with the subcommand's usage and a close match (exits 2)."""
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    target = sub.choices.get(getattr(args, "command", None) or "", parser)
+    known = [o for a in target._actions for o in a.option_strings]
+    hints = []
+    for e in extra:
+        close = difflib.get_close_matches(e.split("=")[0], known, n=1) if e.startswith("-") else []
+        if close:
+            hints.append(f"{e} (did you mean {close[0]}?)")
+    msg = f"unrecognized arguments: {' '.join(extra)}"
+    if hints:
+        msg += "; " + "; ".join(hints)
+    target.error(msg)
 
 
 def _command_modules():
@@ -40,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown_arguments(parser, args, extra)
     args.command_line = "dcmnet " + " ".join(shlex.quote(a) for a in argv)
     if not getattr(args, "func", None):
         parser.print_help()
