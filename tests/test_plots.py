@@ -94,3 +94,67 @@ def test_make_all_plots_and_cli(tiny_experiment, analysis, monkeypatch, capsys):
         plots.plot_charges_3d([8, 1, 1], np.eye(3), np.zeros((3, 1)), np.zeros((3, 1, 3)) +
                               np.eye(3)[:, None], tiny_experiment / "plots" / "x", html=True,
                               dpi=30)
+
+
+def _no_plotly(monkeypatch):
+    def missing():
+        raise OptionalDependencyError("interactive HTML pictures need plotly: pip install "
+                                      "'dcmnet[analysis]'")
+    monkeypatch.setattr(plots, "_plotly", missing)
+
+
+def test_plot_cli_without_plotly(tiny_experiment, small_npz, monkeypatch, capsys):
+    _no_plotly(monkeypatch)
+    assert not plots.plotly_available()
+    out = tiny_experiment / "plots"
+    for f in out.glob("*"):
+        f.unlink()
+    # explicit --html: a clear error before any picture is written
+    assert main(["plot", str(tiny_experiment), "--data-files", str(small_npz), "--dpi", "30",
+                 "--html"]) != 0
+    err = capsys.readouterr().err
+    assert "plotly" in err and "dcmnet[analysis]" in err and "wrote" not in err
+    assert not list(out.glob("*.png"))
+    with pytest.raises(OptionalDependencyError):
+        plots.make_all_plots(tiny_experiment, small_npz, dpi=30, html=True)
+    assert not list(out.glob("*.png"))
+    # default: one warning, every PNG written and reported
+    assert main(["plot", str(tiny_experiment), "--data-files", str(small_npz),
+                 "--dpi", "30"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("HTML pictures skipped") == 1 and "dcmnet[analysis]" in err
+    names = ("training_curves", "esp_parity", "error_histogram", "esp_surface", "charges_3d",
+             "element_errors")
+    assert sorted(p.name for p in out.glob("*")) == sorted(f"{n}.png" for n in names)
+    for n in names:
+        assert f"{n}.png" in err
+    assert "error" not in err.lower().replace("error_histogram", "").replace(
+        "element_errors", "")
+
+
+def test_identical_baselines_collapse(analysis, tmp_path):
+    from dcmnet.analysis.compare import (MERGED_BASELINE_LABEL, baselines_identical,
+                                         collapse_baselines)
+
+    base = {"kind": "baseline", "epoch": None, "n_dcm": 1, "n_parameters": None,
+            "esp_rmse_median": 0.8, "esp_rmse_mean": 0.9, "dipole_mae_debye": 0.04,
+            "max_abs_net_charge_error_e": 1e-16, "inference_ms_per_molecule": None}
+    rows = [dict(base, name="fitted monopoles"),
+            dict(base, name="reference mono", esp_rmse_mean=0.9 + 1e-12)]
+    out = collapse_baselines(rows)
+    assert [r["name"] for r in out] == [MERGED_BASELINE_LABEL]
+    rows[1]["esp_rmse_mean"] = 0.95
+    assert [r["name"] for r in collapse_baselines(rows)] == ["fitted monopoles",
+                                                             "reference mono"]
+    # an analysis whose reference mono equals the fitted monopoles: one curve, merged label
+    import copy
+    same = copy.copy(analysis)
+    same.points = dict(analysis.points, esp_reference_mono=analysis.points[
+        "esp_fitted_monopoles"].copy())
+    S = copy.deepcopy(analysis.summary)
+    S["methods"]["reference_mono"] = dict(S["methods"]["fitted_monopoles"])
+    same.summary = S
+    assert baselines_identical(same)
+    meths, labels = plots._shown_methods(same)
+    assert "reference_mono" not in meths and labels["fitted_monopoles"] == MERGED_BASELINE_LABEL
+    _check_png(plots.plot_error_histogram(same, tmp_path / "h", dpi=60).paths[0])

@@ -55,8 +55,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     p.add_argument("--format", nargs="+", default=["png"], dest="formats",
                    choices=("png", "pdf"), help="static formats (default png)")
-    p.add_argument("--html", action=BOOL, default=True,
-                   help="interactive HTML (plotly) for the 3D pictures")
+    p.add_argument("--html", action=BOOL, default=None,
+                   help="interactive HTML (plotly) for the 3D pictures (default: when plotly "
+                        "is installed, else skipped with a warning; --html without plotly "
+                        "is an error)")
     p.add_argument("--embed-plotlyjs", action="store_true",
                    help="embed plotly.js in each HTML file (about 4.5 MB; viewable offline) "
                         "instead of loading it from the plotly CDN")
@@ -136,10 +138,25 @@ def run_compare(args) -> int:
 
 
 def run_plot(args) -> int:
-    from dcmnet.plots import make_all_plots
+    from dcmnet.errors import OptionalDependencyError
+    from dcmnet.plots import _plotly, make_all_plots, plotly_available
 
     console = _console()
-    files = make_all_plots(args.experiment, args.data_files, kind=args.checkpoint, formats=tuple(args.formats), html=args.html,
+    html = args.html and not args.history_only
+    if args.html is None and not args.history_only:
+        html = plotly_available()
+        if not html:
+            console.print("HTML pictures skipped: pip install 'dcmnet[analysis]' for "
+                          "interactive 3D", style="yellow", markup=False, highlight=False)
+    elif html:
+        try:
+            _plotly()                      # explicit --html: a clear error before any work
+        except OptionalDependencyError as exc:
+            raise OptionalDependencyError(
+                "--html needs plotly: pip install 'dcmnet[analysis]' (or drop --html / "
+                "pass --no-html for PNG/PDF only).") from exc
+    files = make_all_plots(args.experiment, args.data_files, kind=args.checkpoint,
+                           formats=tuple(args.formats), html=bool(html),
                            molecule=args.molecule, dpi=args.dpi, batch_size=args.batch_size,
                            evaluate=not args.history_only,
                            include_plotlyjs=True if args.embed_plotlyjs else "cdn")
@@ -149,8 +166,10 @@ def run_plot(args) -> int:
 
 
 def run_predict(args) -> int:
+    from dcmnet.fileio import check_folder
     from dcmnet.predict import Predictor, read_structures, write_predictions
 
+    check_folder(args.out, "--out folder")
     console = _console()
     frames = read_structures(args.structures, index=args.index)
     pred = Predictor.from_experiment(args.experiment, kind=args.checkpoint,

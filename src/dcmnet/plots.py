@@ -35,7 +35,7 @@ __all__ = [
     "Plot", "ESP_CMAP", "ERROR_CMAP", "CHARGE_CMAP", "ESP_UNIT", "DIMENSIONLESS",
     "plot_training_curves", "plot_esp_parity", "plot_error_histogram", "plot_esp_surface",
     "plot_charges_3d", "plot_element_errors", "plot_checkpoint_comparison", "make_all_plots",
-    "write_study_plots",
+    "write_study_plots", "plotly_available",
 ]
 
 ESP_CMAP = "RdBu_r"
@@ -74,6 +74,15 @@ def _plotly():
             "interactive HTML pictures need plotly: pip install 'dcmnet[analysis]' "
             "(or pass --no-html / html=False).") from exc
     return go, make_subplots
+
+
+def plotly_available() -> bool:
+    """True when the interactive HTML pictures can be drawn (plotly importable)."""
+    try:
+        _plotly()
+    except OptionalDependencyError:
+        return False
+    return True
 
 
 def _labels(fig) -> list[str]:
@@ -180,6 +189,19 @@ def _methods(res: CheckpointAnalysis) -> list[str]:
             if f"esp_{m}" in res.points]
 
 
+def _shown_methods(res: CheckpointAnalysis) -> tuple[list[str], dict[str, str]]:
+    """Methods to draw and their labels: the reference ``mono`` baseline is folded into
+    ``fitted monopoles (= reference mono)`` when both give the same ESP (one curve would
+    hide the other)."""
+    from dcmnet.analysis.compare import MERGED_BASELINE_LABEL, baselines_identical
+
+    meths, labels = _methods(res), dict(_METHOD_LABEL)
+    if "reference_mono" in meths and "fitted_monopoles" in meths and baselines_identical(res):
+        meths.remove("reference_mono")
+        labels["fitted_monopoles"] = MERGED_BASELINE_LABEL
+    return meths, labels
+
+
 def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
                     dpi: int = 100, methods: Sequence[str] = ("dcmnet", "fitted_monopoles"),
                     max_points: int = 20000, seed: int = 0) -> Plot:
@@ -190,6 +212,7 @@ def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("
     most ``max_points`` points are drawn (random subset; the statistics use all).
     """
     meths = [m for m in methods if m in _methods(res)]
+    labels = _shown_methods(res)[1]
     ref = res.points["esp_ref"]
     fig = _figure(4.2 * len(meths), 4.0)
     axs = np.atleast_1d(fig.subplots(1, len(meths), sharex=True, sharey=True))
@@ -208,7 +231,7 @@ def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_title(_METHOD_LABEL[m], fontsize=10)
+        ax.set_title(labels[m], fontsize=10)
         ax.text(0.04, 0.96, f"RMSE {rmse:.3f} {ESP_UNIT}\nR² {r2:.4f}\n{r.size} points",
                 transform=ax.transAxes, va="top", fontsize=8,
                 bbox=dict(boxstyle="round", fc="white", alpha=0.8))
@@ -220,34 +243,47 @@ def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("
 def plot_error_histogram(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
                          dpi: int = 100, bins: int = 80) -> Plot:
     """Histogram of point-wise ESP errors (predicted − reference) of every method, and of
-    the per-molecule ESP RMSE."""
-    meths = _methods(res)
+    the per-molecule ESP RMSE.
+
+    The error axis spans the 99.9th percentile of |error|; the few points beyond it are
+    counted in the two end bins, which the x label says. Identical fitted-monopole and
+    reference-mono baselines are drawn as one curve."""
+    meths, labels = _shown_methods(res)
     ref = res.points["esp_ref"]
     errs = {m: (res.points[f"esp_{m}"] - ref) for m in meths}
-    lim = _sym_limit(*errs.values(), q=99.5)
-    fig = _figure(10, 3.6)
+    lim = _sym_limit(*errs.values(), q=99.9)
+    fig = _figure(10, 3.8)
     ax, ax2 = fig.subplots(1, 2)
     edges = np.linspace(-lim, lim, bins + 1)
+    n_out = n_all = 0
     for m in meths:
         e = errs[m][np.isfinite(errs[m])]
+        n_out += int(np.sum(np.abs(e) > lim))
+        n_all += e.size
         w = np.full(e.size, 100.0 / max(e.size, 1))
         ax.hist(np.clip(e, -lim, lim), bins=edges, weights=w, histtype="step", lw=1.5,
-                color=_METHOD_COLOR[m], label=f"{_METHOD_LABEL[m]} (RMSE "
+                color=_METHOD_COLOR[m], label=f"{labels[m]} (RMSE "
                                               f"{math.sqrt(float(np.mean(e ** 2))):.3f})")
     ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlabel(f"ESP error, predicted − reference [{ESP_UNIT}]")
+    xlabel = f"ESP error, predicted − reference [{ESP_UNIT}]"
+    if n_out:
+        xlabel += (f"\n{100.0 * n_out / max(n_all, 1):.2g} % of values beyond ±{lim:.2g} "
+                   "clipped into the end bins")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("grid points [%]")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)      # room for the legend above the peak
+    ax.legend(fontsize=8, loc="upper left")
     per = {m: res.per_molecule[f"{m}_esp_rmse"] for m in meths}
     top = max(float(np.nanmax(v)) for v in per.values())
     edges2 = np.linspace(0, top * 1.02, 40)
     for m in meths:
         v = per[m][np.isfinite(per[m])]
         ax2.hist(v, bins=edges2, histtype="step", lw=1.5, color=_METHOD_COLOR[m],
-                 label=f"{_METHOD_LABEL[m]} (median {np.median(v):.3f})")
+                 label=f"{labels[m]} (median {np.median(v):.3f})")
     ax2.set_xlabel(f"ESP RMSE of a molecule [{ESP_UNIT}]")
     ax2.set_ylabel("molecules [count]")
-    ax2.legend(fontsize=8)
+    ax2.set_ylim(0, ax2.get_ylim()[1] * 1.25)
+    ax2.legend(fontsize=8, loc="upper right")
     return _finish(fig, out, formats, dpi)
 
 
@@ -307,7 +343,8 @@ def plot_esp_surface(res: CheckpointAnalysis, out, molecule: int | None = None, 
     fig = _figure(13, 4.4)
     panels = (("reference ESP", ref, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
               ("DCM-net ESP", pred, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
-              (f"error (RMSE {rmse:.2f})", err, ERROR_CMAP, ve, f"ESP error [{ESP_UNIT}]"))
+              (f"error (RMSE {rmse:.2f} {ESP_UNIT})", err, ERROR_CMAP, ve,
+               f"ESP error [{ESP_UNIT}]"))
     for k, (title, val, cmap, lim, clab) in enumerate(panels):
         ax = fig.add_subplot(1, 3, k + 1, projection="3d")
         sc = ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=val, cmap=cmap, s=9,
@@ -317,9 +354,10 @@ def plot_esp_surface(res: CheckpointAnalysis, out, molecule: int | None = None, 
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("x [Å]")
         ax.set_ylabel("y [Å]")
-        ax.set_zlabel("z [Å]")
+        ax.set_zlabel("z [Å]", labelpad=2)
         ax.tick_params(labelsize=7)
-        cb = fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.08)
+        ax.tick_params(axis="z", pad=1)
+        cb = fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.16)
         cb.set_label(clab)
     fig.suptitle(f"{name} (molecule {i})", fontsize=10)
     plot = _finish(fig, out, formats, dpi)
@@ -358,13 +396,16 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
                     include_plotlyjs="cdn") -> Plot:
     """A molecule with its charge sites coloured by charge (3D; rotatable in the HTML).
 
+    Atoms are large translucent grey circles (a shade per element, labelled with the
+    symbol), charge sites small dots coloured by charge (``RdBu_r``, centred at 0) and
+    drawn on top, each joined to its atom by a dotted line; a legend says which is which.
+
     Args:
         Z: (N,) atomic numbers; R: (N, 3) positions, Å.
         charges: (N, n_dcm) site charges, e; positions: (N, n_dcm, 3) site positions, Å.
         html: also write ``out.html`` (plotly, rotatable).
     """
     from ase.data import chemical_symbols, covalent_radii
-    from ase.data.colors import jmol_colors
     from matplotlib.colors import Normalize
 
     Z = np.asarray(Z)
@@ -374,22 +415,38 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
     n = np.asarray(charges).shape[1]
     parent = np.repeat(np.arange(len(Z)), n)
     lim = _sym_limit(q, q=100)
-    fig = _figure(6, 5)
+    fig = _figure(6.4, 5.2)
     ax = fig.add_subplot(1, 1, 1, projection="3d")
+    ax.computed_zorder = False          # draw in call order: atoms, then sites on top
     for i, j in _bonds(Z, R):
-        ax.plot(*R[[i, j]].T, color="0.5", lw=2)
+        ax.plot(*R[[i, j]].T, color="0.6", lw=2, zorder=1)
     for s in range(len(q)):
-        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":")
-    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=300 * covalent_radii[Z], c=jmol_colors[Z],
-               edgecolors="k", alpha=0.35, depthshade=False)
+        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":", zorder=2)
+    # atoms: neutral greys by element (never the red/blue charge colours), translucent
+    grey = {z: str(round(0.85 - 0.45 * k / max(len(set(Z.tolist())) - 1, 1), 2))
+            for k, z in enumerate(sorted(set(Z.tolist())))}
+    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=900 * covalent_radii[Z],
+               c=[grey[z] for z in Z.tolist()], edgecolors="0.3", linewidths=0.8, alpha=0.25,
+               depthshade=False, zorder=3)
+    for z, r in zip(Z.tolist(), R):
+        ax.text(r[0], r[1], r[2], f"  {chemical_symbols[z]}", fontsize=8, color="0.2",
+                zorder=4)
     sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=q, cmap=CHARGE_CMAP, norm=Normalize(-lim, lim),
-                    s=40, edgecolors="k", linewidths=0.5, depthshade=False)
+                    s=28, edgecolors="k", linewidths=0.5, depthshade=False, zorder=5)
     _set_equal_3d(ax, np.concatenate([R, x]))
     ax.set_xlabel("x [Å]")
     ax.set_ylabel("y [Å]")
     ax.set_zlabel("z [Å]")
     ax.tick_params(labelsize=7)
-    cb = fig.colorbar(sc, ax=ax, shrink=0.7)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], ls="", marker="o", ms=16, mfc="0.7", mec="0.3", alpha=0.5,
+                      label="atom (grey by element, labelled)"),
+               Line2D([], [], ls="", marker="o", ms=6, mfc="#d6604d", mec="k", mew=0.5,
+                      label="charge site (colour = charge)"),
+               Line2D([], [], color="0.3", lw=0.6, ls=":", label="site → its atom")]
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8,
+              labelspacing=1.1, borderpad=0.8)
+    cb = fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.12)
     cb.set_label("site charge [e]")
     ax.set_title(title or f"{len(Z)} atoms × {n} charges", fontsize=10)
     plot = _finish(fig, out, formats, dpi)
@@ -400,7 +457,8 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
             traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
                                        mode="lines", line=dict(color="grey", width=6),
                                        hoverinfo="skip", showlegend=False))
-        cols = ["rgb({:.0f},{:.0f},{:.0f})".format(*(255 * jmol_colors[z])) for z in Z]
+        cols = ["rgb({0:.0f},{0:.0f},{0:.0f})".format(255 * float(grey[z]))
+                for z in Z.tolist()]
         atom_q = np.asarray(charges, np.float64).sum(1)
         traces.append(go.Scatter3d(
             x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers+text", name="atoms",
@@ -410,7 +468,7 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
             customdata=atom_q, hovertemplate="%{text}: atom charge %{customdata:.3f} e"))
         traces.append(go.Scatter3d(
             x=x[:, 0], y=x[:, 1], z=x[:, 2], mode="markers", name="charge sites",
-            marker=dict(size=6, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
+            marker=dict(size=5, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
                         cmax=lim, colorbar=dict(title="site charge [e]"),
                         line=dict(color="black", width=1)),
             hovertemplate="q = %{marker.color:.4f} e"))
@@ -426,8 +484,9 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
 def plot_element_errors(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
                         dpi: int = 100) -> Plot:
     """ESP RMSE by the element of the closest atom and by distance shell, per method
-    (bars; the number of points of each group is printed above it)."""
-    meths = _methods(res)
+    (bars; the number of grid points of each group, ``n``, is printed under its name).
+    Identical fitted-monopole and reference-mono baselines are drawn as one bar."""
+    meths, labels = _shown_methods(res)
     fig = _figure(11, 3.8)
     axs = fig.subplots(1, 2)
     for ax, rows, key, xlabel in ((axs[0], res.by_element, "element",
@@ -444,22 +503,25 @@ def plot_element_errors(res: CheckpointAnalysis, out, *, formats: Sequence[str] 
             vals = [next((r["rmse"] for r in rows if r["method"] == m and r[key] == g),
                          np.nan) for g in groups]
             ax.bar(xs + (k - (len(meths) - 1) / 2) * w, vals, w, color=_METHOD_COLOR[m],
-                   label=_METHOD_LABEL[m])
-        for x0, g in zip(xs, groups):
-            n = next(r["n_points"] for r in rows if r[key] == g)
-            ax.annotate(f"{n}", (x0, 0), xytext=(0, -22), textcoords="offset points",
-                        ha="center", fontsize=7, color="0.4", annotation_clip=False)
-        ax.set_xticks(xs, groups)
-        ax.set_xlabel(xlabel, labelpad=12)
+                   label=labels[m])
+        counts = [next(r["n_points"] for r in rows if r[key] == g) for g in groups]
+        ax.set_xticks(xs, [f"{g}\nn = {n:,}" for g, n in zip(groups, counts)])
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel(f"{xlabel}\n(n = grid points in the group)")
         ax.set_ylabel(f"ESP RMSE [{ESP_UNIT}]")
-        ax.legend(fontsize=8)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.2)   # room for the legend above the bars
+        ax.legend(fontsize=8, loc="upper right")
     return _finish(fig, out, formats, dpi)
 
 
 def plot_checkpoint_comparison(rows: Sequence[Mapping], out, *,
                                formats: Sequence[str] = ("png",), dpi: int = 100) -> Plot:
     """Bars of :func:`dcmnet.analysis.compare_checkpoints` rows: ESP RMSE (median and
-    mean over molecules), dipole MAE and inference time per molecule."""
+    mean over molecules), dipole MAE and inference time per molecule. Identical
+    fitted-monopole and reference-mono baseline rows are drawn as one bar."""
+    from dcmnet.analysis.compare import collapse_baselines
+
+    rows = collapse_baselines(rows)
     names = [f"{r['name']}" + (f" epoch {r['epoch']} (n_dcm={r['n_dcm']})"
                                if r.get("kind") != "baseline" else "") for r in rows]
     y = np.arange(len(rows))
@@ -502,13 +564,19 @@ def make_all_plots(experiment, data=None, *, kind: str = "best",
         data: as in :func:`dcmnet.analysis.analyze_checkpoint` (None: validation set).
         analysis: an analysis already computed (skips the model evaluation).
         molecule: molecule index for the surface and charge pictures.
+        html: also write the rotatable HTML pictures (needs plotly; checked before any
+            picture is drawn).
     Returns:
         the paths written.
+    Raises:
+        OptionalDependencyError: ``html`` without plotly (before anything is written).
     """
     from dcmnet.analysis import analyze_checkpoint
     from dcmnet.errors import CheckpointError
     from dcmnet.experiment import find_experiment_dir
 
+    if html and evaluate:
+        _plotly()               # fail before any work, not after half of the pictures
     exp = find_experiment_dir(experiment)
     out = exp / "plots"
     paths: list[Path] = []

@@ -12,13 +12,23 @@ def _f(x, spec=".3f"):
 
 
 def analysis_table(res: CheckpointAnalysis, title: str | None = None):
-    """A rich table: one column per method (DCM-net, fitted monopoles, reference mono)."""
+    """A rich table: one column per method (DCM-net, fitted monopoles, reference mono).
+
+    When the reference ``mono`` charges give the same errors as the fitted monopoles
+    (:func:`dcmnet.analysis.compare.baselines_identical`) they share one column,
+    ``fitted monopoles (= reference mono)``."""
     from rich.markup import escape
     from rich.table import Table
+
+    from dcmnet.analysis.compare import MERGED_BASELINE_LABEL, baselines_identical
 
     names = {"dcmnet": f"DCM-net (n_dcm={res.n_dcm})", "fitted_monopoles": "fitted monopoles",
              "reference_mono": "reference mono"}
     meths = [m for m in METHODS if m in res.summary["methods"]]
+    if "reference_mono" in meths and baselines_identical(res):
+        # the data's mono charges are ESP-fitted: one column stands for both baselines
+        meths.remove("reference_mono")
+        names["fitted_monopoles"] = MERGED_BASELINE_LABEL
     t = Table(title=escape(title or f"{res.source}: {res.summary['n_molecules']} molecules, "
                                     f"{res.summary['n_points']} points ({res.data_source})"),
               title_justify="left")
@@ -59,9 +69,15 @@ def analysis_table(res: CheckpointAnalysis, title: str | None = None):
 
 
 def comparison_table(rows: Sequence[Mapping], title: str = "checkpoint comparison"):
-    """A rich table of :func:`compare_checkpoints` rows."""
+    """A rich table of :func:`compare_checkpoints` rows (identical fitted-monopole and
+    reference-mono baselines are shown as one row, see
+    :func:`dcmnet.analysis.compare.collapse_baselines`)."""
     from rich.markup import escape
     from rich.table import Table
+
+    from dcmnet.analysis.compare import collapse_baselines
+
+    rows = collapse_baselines(rows)
 
     t = Table(title=escape(title), title_justify="left")
     for c in ("checkpoint", "epoch", "n_dcm", "params", "ESP RMSE med", "ESP RMSE mean",
