@@ -39,3 +39,27 @@ def tiny_experiment(tmp_path_factory, small_npz):
         "tiny", output_dir=str(out), data_files=[str(small_npz)], num_epochs=2,
         batch_size=4, progress=False, table_every=0, console=Console(quiet=True), **TINY)
     return exp_dir
+
+
+@pytest.fixture(scope="module")
+def jax_compile_cache(tmp_path_factory):
+    """JAX's persistent compilation cache for the using module only (docs and example
+    tests, ``pytestmark = pytest.mark.usefixtures("jax_compile_cache")``): the tiny trainings compile
+    the same small programs again and again; sharing them saves most of the test time and
+    changes no result. Restored (off) afterwards."""
+    import jax
+    try:
+        from jax._src import compilation_cache
+    except ImportError:                                    # private API moved: no speed-up
+        yield None
+        return
+    path = tmp_path_factory.getbasetemp() / "jax_compile_cache"
+    old = {k: getattr(jax.config, k) for k in (
+        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    yield path
+    for k, v in old.items():
+        jax.config.update(k, v)
+    compilation_cache.reset_cache()

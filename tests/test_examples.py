@@ -23,27 +23,7 @@ NOTEBOOKS = sorted(p.name for p in EXAMPLES.glob("*.ipynb"))
 TESTED_SCRIPTS = {"train_multibatch.py", "analyze_experiment.py", "compare_ndcm.py"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_compile_cache(tmp_path_factory):
-    """JAX's persistent compilation cache for this module only: the tiny trainings compile
-    the same small programs again and again; sharing them saves most of the test time and
-    changes no result. Restored (off) afterwards."""
-    import jax
-    try:
-        from jax._src import compilation_cache
-    except ImportError:                                    # private API moved: no speed-up
-        yield None
-        return
-    path = tmp_path_factory.getbasetemp() / "jax_compile_cache"
-    old = {k: getattr(jax.config, k) for k in (
-        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield path
-    for k, v in old.items():
-        jax.config.update(k, v)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("jax_compile_cache")
 
 
 def run_example(name: str, args: list[str], monkeypatch, capsys) -> str:

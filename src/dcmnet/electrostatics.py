@@ -76,7 +76,7 @@ def esp_from_charges(
 
     in atomic units (Coulomb's law with :math:`4\pi\varepsilon_0 = 1`): charges in e,
     distances converted from Å to Bohr, so that the potential is in Hartree/e. One
-    elementary charge at 1 Å gives ``units.BOHR_TO_ANGSTROM`` ≈ 0.529177 Hartree/e.
+    elementary charge at 1 Å gives ``units.BOHR_TO_ANGSTROM`` Hartree/e (1 Bohr in Å, CODATA 2018).
 
     Args:
         charges: (B, S) charges, e. Padded sites must carry 0.
