@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM (cluster time limit, kill): like Ctrl-C
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except DCMNetError as exc:
