@@ -49,6 +49,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dcmnet.errors import DataError
+from dcmnet.config import ModelConfig
+
+#: Architecture defaults live in one place: :class:`dcmnet.config.ModelConfig`.
+_DEFAULTS = ModelConfig()
 
 __all__ = [
     "DCMNet",
@@ -140,14 +144,14 @@ class DCMNet(nn.Module):
         max_displacement: bound on the distance of a charge site from its atom, Å.
     """
 
-    n_dcm: int = 2
-    features: int = 32
-    max_degree: int = 2
-    num_iterations: int = 2
-    num_basis_functions: int = 16
-    cutoff: float = 4.0
-    max_atomic_number: int = 18
-    max_displacement: float = 1.0
+    n_dcm: int = _DEFAULTS.n_dcm
+    features: int = _DEFAULTS.features
+    max_degree: int = _DEFAULTS.max_degree
+    num_iterations: int = _DEFAULTS.num_iterations
+    num_basis_functions: int = _DEFAULTS.num_basis_functions
+    cutoff: float = _DEFAULTS.cutoff
+    max_atomic_number: int = _DEFAULTS.max_atomic_number
+    max_displacement: float = _DEFAULTS.max_displacement
 
     @nn.compact
     def __call__(self, Z, R, atom_mask, net_charge):
@@ -258,9 +262,13 @@ class DCMNet(nn.Module):
         return charges, positions.reshape(B, A, self.n_dcm, 3)
 
 
-def create_model(n_dcm: int = 2, features: int = 32, max_degree: int = 2,
-                 num_iterations: int = 2, num_basis_functions: int = 16, cutoff: float = 4.0,
-                 max_atomic_number: int = 18, max_displacement: float = 1.0) -> DCMNet:
+def create_model(n_dcm: int = _DEFAULTS.n_dcm, features: int = _DEFAULTS.features,
+                 max_degree: int = _DEFAULTS.max_degree,
+                 num_iterations: int = _DEFAULTS.num_iterations,
+                 num_basis_functions: int = _DEFAULTS.num_basis_functions,
+                 cutoff: float = _DEFAULTS.cutoff,
+                 max_atomic_number: int = _DEFAULTS.max_atomic_number,
+                 max_displacement: float = _DEFAULTS.max_displacement) -> DCMNet:
     """Builds a :class:`DCMNet` (parameters come from ``model.init``).
 
     Example:

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dcmnet.data.dataset import segment_offsets
 from dcmnet.errors import DataError
 from dcmnet.units import EANGSTROM_TO_DEBYE
 
@@ -121,11 +122,13 @@ class PredictionResult:
 
     @property
     def atom_offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.n_atoms, dtype=np.int64)])
+        """(M+1,) start offsets of each frame in the per-atom arrays."""
+        return segment_offsets(self.n_atoms)
 
     @property
     def grid_offsets(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.n_grid, dtype=np.int64)])
+        """(M+1,) start offsets of each frame in the per-grid-point arrays."""
+        return segment_offsets(self.n_grid)
 
     @property
     def atom_charges(self) -> np.ndarray:

@@ -48,6 +48,11 @@ _PER_GRID = ("grid", "esp")
 from ase.data import atomic_masses as _ATOMIC_MASSES  # noqa: E402
 
 
+def segment_offsets(counts: np.ndarray) -> np.ndarray:
+    """(M+1,) int64 start offsets of M ragged segments with the given (M,) counts."""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+
 @dataclasses.dataclass
 class Dataset:
     """Ragged ESP dataset; see the module docstring for fields, shapes and units.
@@ -117,12 +122,12 @@ class Dataset:
     @property
     def atom_offsets(self) -> np.ndarray:
         """(M+1,) start offsets of each molecule in the per-atom arrays."""
-        return np.concatenate([[0], np.cumsum(self.n_atoms, dtype=np.int64)])
+        return segment_offsets(self.n_atoms)
 
     @property
     def grid_offsets(self) -> np.ndarray:
         """(M+1,) start offsets of each molecule in the per-grid-point arrays."""
-        return np.concatenate([[0], np.cumsum(self.n_grid, dtype=np.int64)])
+        return segment_offsets(self.n_grid)
 
     def molecule(self, i: int) -> dict:
         """Molecule ``i`` as a dict of per-molecule arrays (shapes as in the table, un-flattened)."""
