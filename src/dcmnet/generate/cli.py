@@ -48,6 +48,25 @@ def add_parsers(sub) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.set_defaults(func=run_generate)
 
+    mo = sub.add_parser(
+        "molecules", help="write a reproducible list of small molecules (RDKit) for generate",
+        description="Builds the molecule list of the general model from data RDKit ships "
+                    "(NCI sample: whole molecules, BRICS and RECAP fragments capped with H) "
+                    "and systematic enumeration, plus common ions; 2-9 heavy atoms of "
+                    "H C N O F S Cl; shuffled with a seed; scaffold split labels. Writes "
+                    "OUT (input of 'dcmnet generate --smiles') and OUT's provenance.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mo.add_argument("--out", required=True, help="molecule list to write (.smi)")
+    mo.add_argument("--n-molecules", type=int, default=2400, help="molecules in the list")
+    mo.add_argument("--ion-fraction", type=float, default=0.12, help="fraction of ions")
+    mo.add_argument("--test-fraction", type=float, default=0.12,
+                    help="target fraction of test molecules (scaffold split)")
+    mo.add_argument("--seed", type=int, default=0, help="seed of draw, order and split")
+    mo.add_argument("--exclude", default="bundled", metavar="FILE",
+                    help="molecule list whose molecules already have data: left out, their "
+                         "scaffolds kept in training ('bundled' = the bundled dataset's list)")
+    mo.set_defaults(func=run_molecules)
+
     m = sub.add_parser("merge", help="merge generate work folders (shards) into one dataset")
     m.add_argument("workdirs", nargs="+", help="work folders of 'dcmnet generate'")
     m.add_argument("--out", required=True, help="canonical dataset to write (.npz)")
@@ -84,7 +103,18 @@ def run_generate(args) -> int:
     out = Path(args.out)
     workdir = Path(args.workdir) if args.workdir else out.with_suffix("").with_name(
         out.with_suffix("").name + ".work")
-    jobs = plan_jobs(specs, settings)
+    embed_failed: dict[str, str] = {}
+    jobs = plan_jobs(specs, settings, failures=embed_failed)
+    if embed_failed:
+        import json
+
+        from dcmnet.fileio import atomic_write_text
+
+        (workdir / "failed").mkdir(parents=True, exist_ok=True)
+        for name, why in embed_failed.items():
+            atomic_write_text(workdir / "failed" / f"{name}__embedding.json",
+                              json.dumps({"key": name, "error": why}))
+            console.print(f"[yellow]skipped[/] {name}: {why}")
     console.print(f"{len(specs)} molecules, {len(jobs)} conformers; "
                   f"{settings.method}/{settings.basis}; work folder {workdir}; "
                   f"shard {shard[0]}/{shard[1]}; {args.workers} workers")
@@ -102,9 +132,10 @@ def run_generate(args) -> int:
                      expected_keys=done)
     console.print(f"wrote {out}: {len(ds)} conformers of {prov['n_molecules']} molecules, "
                   f"{int(ds.n_grid.sum())} ESP points; provenance next to it")
-    if stats["failed"]:
-        console.print(f"[yellow]{len(stats['failed'])} conformers failed and are missing; "
-                      "rerun the same command to retry them.[/]")
+    if stats["failed"] or embed_failed:
+        console.print(f"[yellow]{len(stats['failed'])} conformers failed and "
+                      f"{len(embed_failed)} molecules could not be embedded; they are missing "
+                      f"(reasons in {workdir / 'failed'}); rerun the same command to retry.[/]")
         return 1
     return 0
 
@@ -117,4 +148,71 @@ def run_merge(args) -> int:
     ds, prov = merge(args.workdirs, args.out, command=getattr(args, "command_line", None))
     Console(stderr=True).print(f"wrote {args.out}: {len(ds)} conformers of "
                                f"{prov['n_molecules']} molecules")
+    return 0
+
+
+def run_molecules(args) -> int:
+    """``dcmnet molecules``: write the molecule list and its provenance."""
+    import collections
+    import datetime
+    import json
+    from importlib import resources
+
+    from rich.console import Console
+
+    from dcmnet.fileio import atomic_write_text
+    from dcmnet.generate import chemspace
+    from dcmnet.generate.molecules import read_smiles_file
+    from dcmnet.generate.runner import package_versions
+
+    console = Console(stderr=True)
+    exclude = args.exclude
+    if exclude == "bundled":
+        exclude = str(resources.files("dcmnet.data") / "bundled" / "molecules.smi")
+    keep = [s.smiles for s in read_smiles_file(exclude)] if exclude else []
+    console.print(f"building the molecule list ({args.n_molecules} molecules; RDKit "
+                  "fragmentation of the NCI sample takes about a minute) ...")
+    entries = chemspace.build_list(args.n_molecules, args.ion_fraction, args.test_fraction,
+                                   args.seed, keep_train=keep)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chemspace.write_list(entries, out)
+    from rdkit import Chem
+
+    heavy = collections.Counter(Chem.MolFromSmiles(e.smiles).GetNumHeavyAtoms()
+                                for e in entries)
+    elements = collections.Counter(a.GetSymbol() for e in entries
+                                   for a in Chem.AddHs(Chem.MolFromSmiles(e.smiles)).GetAtoms())
+    prov = {
+        "generator": "dcmnet molecules",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": getattr(args, "command_line", None),
+        "sources": {
+            "nci": "RDKit Data/NCI/first_5K.smi, largest fragment, neutral",
+            "brics": "BRICS fragments (rdkit.Chem.BRICS) of the NCI molecules, capped with H",
+            "recap": "RECAP fragments (rdkit.Chem.Recap) of the NCI molecules, capped with H",
+            "enum": "ring cores x substituents and R-X-R' chains (dcmnet.generate.chemspace)",
+            "ion:*": "deprotonated acids / protonated bases of listed neutral molecules "
+                     "(dcmnet.generate.chemspace.ION_RULES)",
+        },
+        "filters": {"heavy_atoms": [chemspace.MIN_HEAVY, chemspace.MAX_HEAVY],
+                    "elements": "H C N O F S Cl", "closed_shell": True, "one_fragment": True},
+        "split": "scaffold split: Bemis-Murcko scaffold (rings) or skeleton (acyclic) of the "
+                 "neutral parent; groups drawn by seeded hash; excluded molecules' groups "
+                 "always train",
+        "excluded_list": exclude,
+        "seed": args.seed,
+        "versions": package_versions(),
+        "n_molecules": len(entries),
+        "by_origin": dict(sorted(collections.Counter(e.origin for e in entries).items())),
+        "by_split": dict(collections.Counter(e.split for e in entries)),
+        "by_net_charge": {str(k): v for k, v in
+                          sorted(collections.Counter(e.net_charge for e in entries).items())},
+        "by_heavy_atoms": {str(k): v for k, v in sorted(heavy.items())},
+        "atoms_by_element": dict(elements.most_common()),
+    }
+    prov_path = out.with_suffix(".provenance.json")
+    atomic_write_text(prov_path, json.dumps(prov, indent=2))
+    console.print(f"wrote {out} ({len(entries)} molecules: {prov['by_split']}, "
+                  f"net charges {prov['by_net_charge']}) and {prov_path}")
     return 0

@@ -64,14 +64,29 @@ class Job:
     net_charge: int
 
 
-def plan_jobs(specs, settings: GenerateSettings) -> list[Job]:
-    """All conformer jobs of a list of :class:`~dcmnet.generate.molecules.MoleculeSpec`."""
+def plan_jobs(specs, settings: GenerateSettings, failures: dict | None = None) -> list[Job]:
+    """All conformer jobs of a list of :class:`~dcmnet.generate.molecules.MoleculeSpec`.
+
+    Args:
+        specs: the molecules.
+        settings: conformer sampling (``n_conformers``, ``seed``, ...).
+        failures: if given, a molecule whose conformers cannot be made (RDKit embedding
+            fails) is recorded here as ``{name: reason}`` and skipped, so one bad molecule
+            never aborts a large set; if None, the :class:`DataError` propagates.
+    """
     from dcmnet.generate.molecules import embed_conformers
 
     jobs = []
     for m, spec in enumerate(specs):
-        confs = embed_conformers(spec, settings.n_conformers, seed=settings.seed + m,
-                                 optimize=settings.optimize, displacement=settings.displacement)
+        try:
+            confs = embed_conformers(spec, settings.n_conformers, seed=settings.seed + m,
+                                     optimize=settings.optimize,
+                                     displacement=settings.displacement)
+        except DataError as exc:
+            if failures is None:
+                raise
+            failures[spec.name] = str(exc)
+            continue
         for k, (Z, R) in enumerate(confs):
             jobs.append(Job(f"{spec.name}__{k:04d}", spec.name, Z, R, spec.net_charge))
     return jobs
@@ -124,6 +139,11 @@ def _check_settings(workdir: Path, settings: GenerateSettings) -> None:
         atomic_write_text(path, json.dumps(new, indent=2))
 
 
+def _reason(exc: BaseException) -> str:
+    """A failure's reason as stored in ``failed/KEY.json`` (type named unless DataError)."""
+    return str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+
+
 def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
              workers: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True) -> dict:
     """Compute every pending job of this shard; returns counts and failures.
@@ -170,8 +190,8 @@ def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
             for job in todo:
                 try:
                     finish(job, compute_job(job, settings, str(workdir)))
-                except DataError as exc:
-                    finish(job, exc=exc)
+                except Exception as exc:  # noqa: BLE001 - recorded; the set never aborts
+                    finish(job, exc=_reason(exc))
         else:
             ctx = get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
@@ -180,8 +200,8 @@ def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
                 for fut in as_completed(futs):
                     try:
                         finish(futs[fut], fut.result())
-                    except DataError as exc:
-                        finish(futs[fut], exc=exc)
+                    except Exception as exc:  # noqa: BLE001 - recorded; never aborts
+                        finish(futs[fut], exc=_reason(exc))
     return stats
 
 
