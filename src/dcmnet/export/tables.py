@@ -1,4 +1,6 @@
-"""File writers of analysis reports and predicted charges; every write is atomic.
+"""Writers of tables (analysis reports) and predicted charges; every write is atomic.
+
+Re-exported by :mod:`dcmnet.export` (``from dcmnet.export import write_csv`` keeps working).
 
 Each writer builds the file under a temporary name in the destination folder and renames it
 (``os.replace``) only when complete, so an interrupted run never leaves a half-written file
@@ -90,7 +92,19 @@ def _columns(rows: Sequence[Mapping]) -> list[str]:
     return keys
 
 
+def _num(v) -> str:
+    """A number as CSV text: full precision (``repr`` of a Python float), never the repr of a
+    NumPy scalar (NumPy 2 writes ``np.float64(0.1)``); NaN/inf as an empty cell."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ""
+    return str(v)
+
+
 def _cell(v):
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
     if isinstance(v, (np.generic,)):
         v = v.item()
     if isinstance(v, float):
@@ -232,8 +246,8 @@ def write_sites_csv(path, frames: Iterable[Mapping]) -> Path:
         for i in range(q.shape[0]):
             for s in range(q.shape[1]):
                 p = x[i, s]
-                buf.write(f"{k},{i},{s},{fr['symbols'][i]},{q[i, s]!r},{p[0]!r},{p[1]!r},"
-                          f"{p[2]!r},{aq[i]!r}\n")
+                buf.write(f"{k},{i},{s},{fr['symbols'][i]},{_num(q[i, s])},{_num(p[0])},"
+                          f"{_num(p[1])},{_num(p[2])},{_num(aq[i])}\n")
     return write_text(buf.getvalue(), path)
 
 
