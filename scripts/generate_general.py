@@ -68,13 +68,16 @@ def main() -> int:
     ap.add_argument("--n-conformers", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--max-chunks", type=int, default=None)
+    ap.add_argument("--reverse", action="store_true",
+                    help="take chunks from the end (a second instance beside a forward one)")
     args = ap.parse_args()
     shards, work = Path(args.shards), Path(args.work)
     shards.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     chunks = chunk_lines(Path(args.list), args.chunk_size)
     done_now = 0
-    for k, lines in enumerate(chunks):
+    order = list(enumerate(chunks))
+    for k, lines in (reversed(order) if args.reverse else order):
         out = shards / f"chunk_{k:03d}.npz"
         if out.exists():
             continue

@@ -60,15 +60,43 @@ def experiment_lock(exp_dir):
         fh.close()
 
 
-def find_experiment_dir(path) -> Path:
-    """The experiment folder that holds ``path`` (itself, or a checkpoint folder inside it).
+def resolve_experiment_path(path) -> Path:
+    """The absolute folder meant by ``path``: an existing folder, or a shipped model's name.
+
+    A folder of that name in the working directory wins over a shipped model of the same
+    name (a warning says so; write ``./NAME`` to silence it, or rename the folder).
 
     Raises:
-        CheckpointError: no ``config.json`` in ``path`` or any parent up to three levels.
+        CheckpointError: neither a folder nor the name of a shipped model.
     """
-    p = Path(path).resolve()
-    if not p.exists():
-        raise CheckpointError(f"{path}: no such experiment or checkpoint folder.")
+    import warnings
+
+    from dcmnet.models import list_models, shipped_model_dir
+
+    p = Path(path)
+    shipped = shipped_model_dir(path) if not str(path).startswith("./") else None
+    if p.exists():
+        if shipped is not None and p.resolve() != shipped:
+            warnings.warn(f"'{path}' is both a folder here and a shipped model; using the "
+                          f"folder {p.resolve()} (rename it to use the shipped model).",
+                          stacklevel=2)
+        return p.resolve()
+    if shipped is not None:
+        return shipped
+    names = ", ".join(c.name for c in list_models()) or "none"
+    raise CheckpointError(f"{path}: no such experiment or checkpoint folder, and no shipped "
+                          f"model of that name (shipped models: {names}; see dcmnet models).")
+
+
+def find_experiment_dir(path) -> Path:
+    """The experiment folder that holds ``path`` (itself, a checkpoint folder inside it, or
+    a shipped model's name, see :func:`resolve_experiment_path`).
+
+    Raises:
+        CheckpointError: no such folder or model, or no ``config.json`` in ``path`` or any
+            parent up to three levels.
+    """
+    p = resolve_experiment_path(path)
     for cand in [p, *list(p.parents)[:4]]:
         if (cand / CONFIG_NAME).exists():
             return cand
@@ -80,8 +108,8 @@ def load_experiment(path, kind: str = "best"):
     """Configuration, model and parameters of a trained experiment.
 
     Args:
-        path: experiment folder, or a checkpoint folder inside it (``.../checkpoints/latest``
-            or ``.../checkpoints/best/12``).
+        path: experiment folder, a checkpoint folder inside it (``.../checkpoints/latest``
+            or ``.../checkpoints/best/12``), or a shipped model's name (``dcmnet models``).
         kind: which checkpoint when ``path`` is the experiment folder: ``best`` (default;
             falls back to ``latest``) or ``latest``.
     Returns:
@@ -95,10 +123,10 @@ def load_experiment(path, kind: str = "best"):
     from dcmnet.checkpoint import CheckpointStore, resolve_checkpoint
     from dcmnet.model import create_model
 
-    exp_dir = find_experiment_dir(path)
+    p = resolve_experiment_path(path)
+    exp_dir = find_experiment_dir(p)
     cfg = ExperimentConfig.load(exp_dir / CONFIG_NAME)
     model = create_model(**vars(cfg.model))
-    p = Path(path).resolve()
     if p == exp_dir:
         store = CheckpointStore(exp_dir)
         kinds = [kind] + [k for k in ("best", "latest") if k != kind]
