@@ -122,7 +122,7 @@ def main() -> int:
     from dcmnet.fileio import atomic_write_text
     from dcmnet.fitting import fit_monopoles, monopole_esp
     from dcmnet.generate.chemspace import read_list_labels
-    from dcmnet.models import ModelCard, card_of, render_card_markdown
+    from dcmnet.models import card_of, render_card_markdown
     from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
