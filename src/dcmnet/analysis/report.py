@@ -11,10 +11,22 @@ from dcmnet.analysis.result import CheckpointAnalysis
 from dcmnet.errors import CheckpointError
 
 
+def analysis_dir(exp) -> Path:
+    """Where the analysis of an experiment is written: ``EXP/analysis/``; for a shipped
+    model (inside the installed package) ``./<name>-analysis/`` in the working directory."""
+    from dcmnet.models import MODELS_DIR
+
+    exp = Path(exp)
+    if exp.resolve().parent == MODELS_DIR:
+        return Path.cwd() / f"{exp.name}-analysis"
+    return exp / "analysis"
+
+
 def batch_analysis_summary(exp_dir, data=None, *, kind: str = "best", batch_size: int = 16,
                            formats: Sequence[str] = (), analysis: CheckpointAnalysis | None = None
                            ) -> dict:
-    """Analyse the best checkpoint and write the standard files under ``EXP/analysis/``.
+    """Analyse the best checkpoint and write the standard files under ``EXP/analysis/``
+    (for a shipped model: ``./<name>-analysis/``, see :func:`analysis_dir`).
 
     Files: ``best_analysis.json`` (header, summary, breakdowns, per-molecule rows, history
     diagnosis), ``predictions.csv`` (one row per molecule, see
@@ -34,7 +46,7 @@ def batch_analysis_summary(exp_dir, data=None, *, kind: str = "best", batch_size
 
     exp = find_experiment_dir(exp_dir)
     res = analysis or analyze_checkpoint(exp, data, kind=kind, batch_size=batch_size)
-    out_dir = exp / "analysis"
+    out_dir = analysis_dir(exp)
     try:
         hist = analyze_training_history(exp)
     except CheckpointError:
