@@ -66,3 +66,9 @@ VOLT_TO_HARTREE_PER_E: float = 1.0 / HARTREE_TO_EV
 NM_TO_ANGSTROM: float = float(_U["nm"])
 #: 1 Debye in e·Bohr (atomic units of dipole).
 DEBYE_TO_EBOHR: float = DEBYE_TO_EANGSTROM / BOHR_TO_ANGSTROM
+
+# ---------------------------------------------------------------- constants added for md/ (energies)
+#: Coulomb constant e²/(4πε₀) in eV·Å (= 1 Hartree · 1 Bohr; CODATA 2018: 14.3996...).
+COULOMB_EV_ANGSTROM: float = HARTREE_TO_EV * BOHR_TO_ANGSTROM
+#: 1 eV in kcal/mol (CODATA 2018: 23.0605...).
+EV_TO_KCAL_MOL: float = HARTREE_TO_KCAL_MOL / HARTREE_TO_EV
