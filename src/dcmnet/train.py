@@ -18,7 +18,7 @@ import optax
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
-from dcmnet.errors import DCMNetError
+from dcmnet.errors import ConfigError, DCMNetError
 from dcmnet.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.model import check_atomic_numbers, create_model
 from dcmnet.optim import make_optimizer, make_schedule
@@ -129,12 +129,18 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float)
     return t
 
 
-def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset, *,
+def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
+                valid_data: Dataset = None, *original_args,
                 resume_from: Path | None = None, console=None, progress: bool = True,
                 table_every: int = 1, stop_after_epochs: int | None = None,
                 mlflow: bool | str = False, verbose: bool = False,
-                on_epoch_end=None) -> TrainResult:
+                on_epoch_end=None, **original_kwargs) -> TrainResult:
     """Train DCM-net for ``config.training.num_epochs`` epochs (or up to it when resuming).
+
+    The original tool's form, ``train_model(key=..., model=..., train_data=...,
+    valid_data=..., num_epochs=..., ...)`` returning ``(params, best_valid_loss)``, is
+    accepted too: without an :class:`ExperimentConfig` the call goes to
+    :func:`dcmnet.compat.train_model_from_model` (see docs/coming_from_mmml.md).
 
     Args:
         config: the experiment configuration (folder ``config.experiment_dir``).
@@ -167,6 +173,19 @@ def train_model(config: ExperimentConfig, train_data: Dataset, valid_data: Datas
     from dcmnet.monitor import Monitor
     from dcmnet.parallel import maybe_data_parallel
 
+    if not isinstance(config, ExperimentConfig):        # the original tool's call form
+        from dcmnet.compat import train_model_dispatch
+        pos = (config, train_data, valid_data, *original_args) if config is not None else ()
+        kw = dict(original_kwargs, console=console, progress=progress,
+                  table_every=table_every)
+        if config is None:
+            kw.update({k: v for k, v in (("train_data", train_data),
+                                         ("valid_data", valid_data)) if v is not None})
+        return train_model_dispatch(pos, kw)
+    if original_args or original_kwargs:
+        raise ConfigError(f"train_model(config, ...): unexpected argument(s) "
+                          f"{', '.join(map(str, original_kwargs)) or original_args}; the "
+                          "config form takes the settings from the ExperimentConfig.")
     console = console or Console(stderr=True)
     config.validate()
     tcfg, mcfg = config.training, config.model

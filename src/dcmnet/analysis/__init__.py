@@ -49,7 +49,8 @@ from dcmnet.analysis.compare import compare_checkpoints
 from dcmnet.analysis.history import analyze_training_history
 from dcmnet.analysis.metrics import analyze_predictions
 from dcmnet.analysis.predictions import DatasetPrediction, predict_dataset
-from dcmnet.analysis.report import batch_analysis_summary, export_analysis_report
+from dcmnet.analysis.report import batch_analysis_summary as _batch_analysis_summary
+from dcmnet.analysis.report import export_analysis_report
 from dcmnet.analysis.result import DEFAULT_SHELL_EDGES, METHODS, CheckpointAnalysis
 from dcmnet.analysis.tables import analysis_table, comparison_table, history_table
 
@@ -70,4 +71,43 @@ __all__ = [
     "analysis_table",
     "comparison_table",
     "history_table",
+    "create_model",
 ]
+
+
+def batch_analysis_summary(exp_dir, *args, **kwargs) -> dict:
+    """:func:`dcmnet.analysis.report.batch_analysis_summary`; also in the original tool's
+    form ``batch_analysis_summary(exp_dir, model, test_data)``.
+
+    In that form the model is only checked: the experiment's checkpoint holds the
+    parameters, so the experiment's own architecture (``config.json``) is analysed; when
+    ``model`` differs from it (n_dcm, features, ...) a ``UserWarning`` names the differing
+    settings. ``batch_analysis_summary(exp_dir, data)`` and all keywords work as in
+    :func:`dcmnet.analysis.report.batch_analysis_summary`.
+
+    Raises:
+        CheckpointError, DataError: as the report function.
+    """
+    model = kwargs.pop("model", None)
+    if args and hasattr(args[0], "n_dcm") and hasattr(args[0], "apply"):
+        model, args = args[0], args[1:]
+    if model is not None:
+        import warnings
+
+        from dcmnet.analysis.checkpoint import model_config_mismatches
+        diff = model_config_mismatches(model, exp_dir)
+        if diff:
+            warnings.warn(f"batch_analysis_summary: the model passed differs from the "
+                          f"experiment {exp_dir} in {', '.join(diff)}; analysing the "
+                          "experiment's own model (its checkpoint holds the parameters).",
+                          UserWarning, stacklevel=2)
+    return _batch_analysis_summary(exp_dir, *args, **kwargs)
+
+
+def __getattr__(name):
+    """``create_model`` where the original tool's scripts import it
+    (``from dcmnet.analysis import create_model``), loaded lazily: it imports JAX."""
+    if name == "create_model":
+        from dcmnet.model import create_model
+        return create_model
+    raise AttributeError(f"module 'dcmnet.analysis' has no attribute {name!r}")

@@ -87,3 +87,30 @@ def analyze_checkpoint(exp_dir_or_checkpoint, data=None, *, kind: str = "best",
                                     "name": cfg.name})
     res.data_source = what
     return res
+
+
+def model_config_mismatches(model, exp_dir) -> list[str]:
+    """Architecture settings where ``model`` differs from an experiment's configuration.
+
+    Args:
+        model: a :class:`dcmnet.model.DCMNet` (or any object with the
+            :class:`~dcmnet.config.ModelConfig` field names as attributes).
+        exp_dir: an experiment folder (or a checkpoint folder / shipped model name in it).
+    Returns:
+        ``["n_dcm (model 7, experiment 2)", ...]``; empty when they agree. Attributes the
+        model lacks are reported too.
+    Raises:
+        CheckpointError: no experiment at ``exp_dir``.
+    """
+    import dataclasses
+
+    from dcmnet.config import ExperimentConfig
+    from dcmnet.experiment import CONFIG_NAME, find_experiment_dir
+
+    cfg = ExperimentConfig.load(find_experiment_dir(exp_dir) / CONFIG_NAME)
+    out = []
+    for k, v in dataclasses.asdict(cfg.model).items():
+        mv = getattr(model, k, "missing")
+        if mv != v:
+            out.append(f"{k} (model {mv}, experiment {v})")
+    return out

@@ -22,7 +22,8 @@ def _seed_from_key(key) -> int:
 
 
 def prepare_datasets(key=0, num_train: int | None = None, num_valid: int | None = None,
-                     filename=None, verbose: bool = True) -> tuple[Dataset, Dataset]:
+                     filename=None, verbose: bool = True, natoms: int | None = None
+                     ) -> tuple[Dataset, Dataset]:
     """Load ESP data and split it into training and validation sets.
 
     Args:
@@ -31,6 +32,8 @@ def prepare_datasets(key=0, num_train: int | None = None, num_valid: int | None 
         filename: one path or a list of paths (canonical or mmml-style NPZ); None or
             empty uses the bundled dataset.
         verbose: print what was detected in each file.
+        natoms: accepted for scripts written for the original tool and ignored (a note
+            is printed): dcmnet stores molecules ragged and infers every atom count.
     Returns:
         ``(train, valid)`` datasets.
     Raises:
@@ -39,6 +42,11 @@ def prepare_datasets(key=0, num_train: int | None = None, num_valid: int | None 
     from dcmnet.data.loader import load_dataset
     from dcmnet.data.split import split_indices
 
+    if natoms is not None:
+        import sys
+        print(f"note: natoms={natoms} is ignored: dcmnet infers the number of atoms of "
+              "every molecule from the data (molecules of any size can be mixed).",
+              file=sys.stderr)
     data = load_dataset(filename or None, verbose=verbose)
     tr, va = split_indices(len(data), num_train, num_valid, seed=_seed_from_key(key))
     return data.subset(tr), data.subset(va)
