@@ -63,3 +63,37 @@ def test_refusals(tiny_model, tmp_path):
     bad.write_text("1\nRES\n1\n 1 2 3 BO\n2 0\n 0.1 0.2\n")
     with pytest.raises(DataError, match="bad.dcm"):
         read_dcm(bad)
+
+
+def test_cli_export_charmm_openmm_and_refusal(tiny_experiment, tmp_path, capsys):
+    """`dcmnet export EXP --structures ... --format charmm|openmm --out DIR`; a molecule the
+    format cannot express is refused with a clear message (exit 2, no traceback)."""
+    from ase.io import write
+
+    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.cli import main
+
+    w = molecule("H2O")
+    write(tmp_path / "water.xyz", w)
+    out = tmp_path / "out"
+    assert main(["export", str(tiny_experiment), "--structures", str(tmp_path / "water.xyz"),
+                 "--format", "charmm", "--out", str(out)]) == 0
+    (_, frames), = read_dcm(out / "water.dcm").items()
+    atom, q, x = dcm_global_sites(frames, w.positions)
+    calc = DCMNetCalculator(tiny_experiment)
+    w.calc = calc
+    order = np.argsort(atom, kind="stable")
+    np.testing.assert_allclose(x[order], calc.get_charge_positions(w).reshape(-1, 3), atol=1e-4)
+    np.testing.assert_allclose(q[order], calc.get_distributed_charges(w).reshape(-1), atol=1e-6)
+    pytest.importorskip("openmm")
+    assert main(["export", str(tiny_experiment), "--structures", str(tmp_path / "water.xyz"),
+                 "--format", "openmm", "--out", str(out)]) == 0
+    assert (out / "water_system.xml").exists() and (out / "water.pdb").exists()
+    assert (out / "water_forcefield.xml").exists()
+    write(tmp_path / "co.xyz", Atoms("CO", positions=[[0, 0, 0], [0, 0, 1.13]]))
+    capsys.readouterr()
+    assert main(["export", str(tiny_experiment), "--structures", str(tmp_path / "co.xyz"),
+                 "--format", "charmm", "--out", str(out)]) == 2
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "three atoms" in text and "Traceback" not in text

@@ -49,9 +49,9 @@ def _unknown_arguments(parser, args, extra: list[str]) -> None:
 
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
-    from dcmnet import cli_analysis, cli_data, cli_models, cli_train, cli_tune
+    from dcmnet import cli_analysis, cli_data, cli_export, cli_models, cli_train, cli_tune
     return [cli_train.add_parsers, cli_analysis.add_parsers, cli_tune.add_parsers,
-            cli_data.add_parsers, cli_models.add_parsers]
+            cli_data.add_parsers, cli_models.add_parsers, cli_export.add_parsers]
 
 
 def main(argv: list[str] | None = None) -> int:
