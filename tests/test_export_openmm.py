@@ -115,6 +115,16 @@ def test_forcefield_template_builds_the_same_sites(tiny_model, tmp_path):
     got = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
         unit.angstrom)[len(at):]
     np.testing.assert_allclose(got, exp.prediction.positions.reshape(-1, 3), atol=2e-3)
+    # bonds alone exclude only 1-2/1-3 (1-4 scaled): intramolecular charges still interact;
+    # apply_dcm_exclusions removes them all (one molecule, ε = 0: energy exactly 0)
+    from dcmnet.export.openmm import apply_dcm_exclusions
+    e_before = ctx.getState(getEnergy=True).getPotentialEnergy()
+    assert apply_dcm_exclusions(system, pdb.topology, "LIG") > 0
+    ctx2 = _context(system)
+    ctx2.setPositions(pdb.positions)
+    e_after = ctx2.getState(getEnergy=True).getPotentialEnergy()
+    assert abs(e_before.value_in_unit(unit.kilojoule_per_mole)) > 1e-6
+    assert e_after.value_in_unit(unit.kilojoule_per_mole) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_fallbacks_and_refusal(tiny_model):

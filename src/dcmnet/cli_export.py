@@ -15,7 +15,8 @@ def add_parsers(sub) -> None:
                     "DIR/<name>.pdb and DIR/<name>_forcefield.xml (residue template). "
                     "charmm: DIR/<name>.dcm (CHARMM DCM module) and DIR/<name>_frames.txt. "
                     "See docs/md.md.")
-    p.add_argument("model", help="experiment folder, checkpoint folder or shipped model name")
+    p.add_argument("experiment", metavar="MODEL",
+                   help="experiment folder, checkpoint folder or shipped model name")
     p.add_argument("--structures", required=True, nargs="+",
                    help="structure file(s) ASE reads (xyz, sdf, pdb, ...); every frame is "
                         "exported (<name> = file stem, _<k> for frame k > 0)")
@@ -46,8 +47,8 @@ def run_export(args) -> int:
     if args.format == "openmm":
         from dcmnet.export.openmm import require_openmm
         require_openmm()
-    exp_dir = find_experiment_dir(args.model)
-    calc = DCMNetCalculator(args.model, kind=args.kind)
+    exp_dir = find_experiment_dir(args.experiment)
+    calc = DCMNetCalculator(args.experiment, kind=args.kind)
     frames = read_structures(args.structures)
     charge = None
     if args.charge is not None:

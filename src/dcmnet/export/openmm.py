@@ -26,11 +26,12 @@ Fixed vs conformation-dependent: the charges and local coordinates are those of 
 exported conformation (a fixed-geometry DCM, the way MDCM models are used); for charges
 that follow the conformation use :class:`dcmnet.calculator.DCMNetCalculator` in ASE.
 
-ForceField template caveat: ``openmm.app.ForceField`` derives exclusions from bonds; the
-template sets ``coulomb14scale="0"`` so pairs up to three bonds apart are excluded, but
-charges of a molecule more than three bonds apart interact there (the serialized System
-excludes all pairs inside a molecule). Lennard-Jones parameters are not predicted: the
-template carries ε = 0; add your own.
+ForceField template caveat: ``openmm.app.ForceField`` derives exclusions from bonds and
+wants the same 1-4 scales in every file; the template uses the AMBER/TIP3P scales
+(coulomb 1/1.2, LJ 0.5) so it combines with OpenMM's water files. After ``createSystem``
+call :func:`apply_dcm_exclusions` to exclude the electrostatics of every pair inside the
+molecule, as DCM charges require (the serialized System has this already). Lennard-Jones
+parameters are not predicted: the template carries ε = 0; add your own.
 
 Units: OpenMM works in nm, kJ/mol and e; conversions use ``openmm.unit``.
 """
@@ -46,7 +47,51 @@ from dcmnet.errors import OptionalDependencyError
 from dcmnet.export.frames import (Prediction, check_linear_sites, frame_atoms,
                                   predict_structure)
 
-__all__ = ["to_openmm", "OpenMMExport", "require_openmm"]
+__all__ = ["to_openmm", "OpenMMExport", "require_openmm", "apply_dcm_exclusions"]
+
+
+def apply_dcm_exclusions(system, topology, residue_name: str = "LIG") -> int:
+    """Exclude the Coulomb interaction of every particle pair inside each residue named
+    ``residue_name`` (atoms and virtual sites) in a System built by ``openmm.app.ForceField``
+    from the exported template.
+
+    Existing exceptions keep their Lennard-Jones part; new ones get the Lorentz-Berthelot
+    combination of the particles' σ and ε (so only the charges are excluded).
+
+    Returns:
+        the number of pairs changed. Raises ValueError: no NonbondedForce in ``system``.
+    """
+    import math
+
+    import openmm
+
+    nbs = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    if not nbs:
+        raise ValueError("the System has no NonbondedForce")
+    nb = nbs[0]
+    existing = {}
+    for k in range(nb.getNumExceptions()):
+        i, j, _, sig, eps = nb.getExceptionParameters(k)
+        existing[(min(i, j), max(i, j))] = (k, sig, eps)
+    changed = 0
+    for res in topology.residues():
+        if res.name != residue_name:
+            continue
+        idx = sorted(a.index for a in res.atoms())
+        for u in range(len(idx)):
+            for v in range(u + 1, len(idx)):
+                key = (idx[u], idx[v])
+                if key in existing:
+                    k, sig, eps = existing[key]
+                    nb.setExceptionParameters(k, key[0], key[1], 0.0, sig, eps)
+                else:
+                    _, s1, e1 = nb.getParticleParameters(key[0])
+                    _, s2, e2 = nb.getParticleParameters(key[1])
+                    nb.addException(key[0], key[1], 0.0, (s1 + s2) / 2,
+                                    math.sqrt(e1.value_in_unit(e1.unit) * e2.value_in_unit(
+                                        e1.unit)) * e1.unit)
+                changed += 1
+    return changed
 
 
 def require_openmm():
@@ -128,9 +173,8 @@ def to_openmm(model, atoms, charge=None, residue_names=None) -> OpenMMExport:
         atoms: ``ase.Atoms``, one or several molecules (``arrays["mol_id"]`` or
             connectivity); periodic cells are ignored (the System has no box).
         charge: net charge(s) of the molecules (default from the structure).
-        residue_names: one residue name per molecule (default ``M01``, ``M02``, …; the
-            first molecule of a single-molecule export is named after the file, max. 3
-            characters upper case).
+        residue_names: one residue name per molecule (default ``LIG`` for a single
+            molecule, else ``M01``, ``M02``, …).
     Returns:
         :class:`OpenMMExport`.
     Raises:
@@ -147,8 +191,7 @@ def to_openmm(model, atoms, charge=None, residue_names=None) -> OpenMMExport:
     if residue_names is None:
         residue_names = [f"M{m + 1:02d}" for m in range(M)]
         if M == 1:
-            residue_names = [("".join(ch for ch in pred.name if ch.isalnum())[:3].upper()
-                              or "MOL")]
+            residue_names = ["LIG"]
     from ase.data import atomic_masses
 
     system = openmm.System()
@@ -270,7 +313,9 @@ def _forcefield_xml(pred, residue_names, names, site_names, site_parent, vsites,
         "none; Lennard-Jones epsilon = 0 (add your own)")
     types = ET.SubElement(root, "AtomTypes")
     res_el = ET.SubElement(root, "Residues")
-    nbf = ET.SubElement(root, "NonbondedForce", coulomb14scale="0", lj14scale="0.5")
+    # the 1-4 scales of the AMBER/TIP3P files, so the template combines with them (OpenMM
+    # refuses different scales); apply_dcm_exclusions() then excludes all intramolecular pairs
+    nbf = ET.SubElement(root, "NonbondedForce", coulomb14scale=str(1 / 1.2), lj14scale="0.5")
     ET.SubElement(nbf, "UseAttributeFromResidue", name="charge")
     M = len(residue_names)
     for m in range(M):
