@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
 
@@ -77,6 +79,25 @@ def _options(options=None, **kwargs):
     return options
 
 
+def _screen_grid(ds: Dataset, path, report: list[str]) -> Dataset:
+    """Drop grid points inside the atoms' vdW spheres (:func:`sanity.drop_points_inside_atoms`)
+    and add one WARNING line per file saying how many."""
+    from dcmnet.data.sanity import INSIDE_SCALE, drop_points_inside_atoms
+
+    try:
+        ds, dropped = drop_points_inside_atoms(ds)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if dropped.any():
+        i = int(np.argmax(dropped))
+        report.append(f"{path}: WARNING: dropped {int(dropped.sum())} grid points inside the "
+                      f"atoms' vdW spheres (closer than {INSIDE_SCALE:g} × r_vdW to a nucleus, "
+                      f"where the ESP is the nuclear cusp) in {int((dropped > 0).sum())} of "
+                      f"{len(ds)} molecules (most: molecule {i}, {int(dropped[i])} points); "
+                      "the rest of the grid is kept.")
+    return ds
+
+
 def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None,
                              options=None, **option_kwargs) -> tuple[Dataset, list[str]]:
     """Load and concatenate ESP files (in the given order); return the dataset and a report.
@@ -125,11 +146,17 @@ def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None,
                 report.append(f"{job.path}: detected {KINDS[job.kind][0]}"
                               + (f" with {', '.join(companions)}" if companions else "") + ".")
                 report.extend("  " + line for line in lines)
+            ds = _screen_grid(ds, job.path, report)
             if opts.check_units and "canonical dcmnet dataset" not in head:
                 extra: list[str] = []
                 apply_checks(ds, job.path, extra, opts.length_unit is not None,
                              opts.esp_unit is not None)
                 report.extend("  " + line for line in extra)
+            elif opts.check_units:
+                from dcmnet.data.sanity import check_canonical
+                bad = [f.message for f in check_canonical(ds) if f.level == "error"]
+                if bad:
+                    raise DataError(f"{job.path}: " + " Also: ".join(bad))
             datasets.append(ds)
         except DataError as exc:
             errors.append((job.path, str(exc)))

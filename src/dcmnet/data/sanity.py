@@ -23,7 +23,13 @@ check                    what it catches (and how)
                          the ESP there): a warning, an error when most points are inside
 ``net_charge_esp``       a net charge that the ESP contradicts (unconstrained fit total
                          more than 0.5 e away): a warning
+``esp_magnitude``        |ESP| above 2 Hartree/e outside the vdW spheres: the grid's frame
+                         does not match the atoms (e.g. a shifted cube origin); an error
 =======================  ==============================================================
+
+Before the checks, the loader drops grid points inside the atoms' vdW spheres
+(:func:`drop_points_inside_atoms`) and reports how many per file; canonical files get the
+cheap checks (overlap, ESP magnitude) too (:func:`check_canonical`).
 
 Checks that need fits use an evenly spaced sample of at most ``sample`` molecules, so the
 cost stays small for large datasets. When the user stated a unit explicitly
@@ -53,6 +59,10 @@ MAX_FITTED_CHARGE = 6.0
 _ESP_SCALES = {"kcal/mol": HARTREE_TO_KCAL_MOL, "kj/mol": HARTREE_TO_KJ_MOL,
                "volt": HARTREE_PER_E_TO_VOLT}
 _TYPICAL_MAX_Q = 0.8
+#: Grid points closer than this × vdW radius to an atom are dropped at read time.
+INSIDE_SCALE = 1.0
+#: Largest plausible |ESP| (Hartree/e) at a point outside every atom's vdW sphere.
+MAX_ESP_OUTSIDE = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +284,70 @@ def check_grid(ds: Dataset, idx, unit_given: bool = False) -> list[Finding]:
     return out
 
 
+def drop_points_inside_atoms(ds: Dataset, scale: float = INSIDE_SCALE
+                             ) -> tuple[Dataset, np.ndarray]:
+    """Remove grid points inside the atoms' vdW spheres (``|p − R_j| < scale · r_vdW(Z_j)``).
+
+    At such points the ESP is dominated by the nuclear cusp (it diverges at a nucleus), so a
+    point-charge model cannot and should not fit it, and a point on a nucleus makes
+    :func:`dcmnet.fitting.fit_monopoles` singular. Radii: ``ase.data.vdw_radii`` (Bondi).
+
+    Args:
+        ds: the dataset (Å).
+        scale: points closer than ``scale`` × vdW radius to an atom are dropped.
+    Returns:
+        ``(dataset, dropped)``: ``dataset`` is ``ds`` itself when nothing is dropped;
+        ``dropped`` (M,) int counts per molecule.
+    Raises:
+        DataError: a molecule with no grid point left (names molecule index and name).
+    """
+    ao, go = ds.atom_offsets, ds.grid_offsets
+    keep = np.ones(len(ds.esp), bool)
+    dropped = np.zeros(len(ds), int)
+    for i in range(len(ds)):
+        g = ds.grid[go[i]:go[i + 1]].astype(np.float64)
+        if not len(g):
+            continue
+        s0 = _scaled_distance(ds.Z[ao[i]:ao[i + 1]], ds.R[ao[i]:ao[i + 1]], g)
+        k = s0 >= scale
+        if not k.any():
+            raise DataError(f"molecule {i} ({ds.name[i]}): all {len(g)} grid points lie inside "
+                            "the atoms' vdW spheres; the grid and the atoms do not belong "
+                            "together (different frames or units?). Fix the file.")
+        keep[go[i]:go[i + 1]] = k
+        dropped[i] = int((~k).sum())
+    if not dropped.any():
+        return ds, dropped
+    return dataclasses.replace(ds, n_grid=(ds.n_grid - dropped).astype(ds.n_grid.dtype),
+                               grid=ds.grid[keep], esp=ds.esp[keep]), dropped
+
+
+def check_esp_magnitude(ds: Dataset) -> list[Finding]:
+    """Error when the ESP outside the vdW spheres exceeds :data:`MAX_ESP_OUTSIDE` anywhere.
+
+    Outside the vdW spheres the ESP of any molecule or small ion stays well below 1
+    Hartree/e (a +2 e point charge at 1.4 × r_vdW(H) = 1.5 Å gives 0.7 Hartree/e); values of
+    tens or hundreds come from a grid that does not match the atoms (shifted origin, other
+    frame), so points that are really at the nuclei carry the cusp values.
+    """
+    go = ds.grid_offsets
+    bad = []
+    for i in range(len(ds)):
+        v = np.abs(ds.esp[go[i]:go[i + 1]])
+        if len(v) and float(v.max()) > MAX_ESP_OUTSIDE:
+            bad.append((i, float(v.max()), int((v > MAX_ESP_OUTSIDE).sum()), len(v)))
+    if not bad:
+        return []
+    i, vmax, n, tot = bad[0]
+    return [Finding("error", "esp_magnitude",
+                    f"molecule {i} ({ds.name[i]}): the ESP reaches {vmax:.3g} Hartree/e on "
+                    f"{n} of {tot} points outside the vdW spheres ({len(bad)} molecule(s) "
+                    f"affected; real molecules stay below {MAX_ESP_OUTSIDE:g}): the grid's "
+                    "frame does not match the atoms (a shifted cube origin, atoms from "
+                    "another geometry, grid and atoms in different units, or an ESP not in "
+                    "Hartree/e). Write grid and atoms in one frame and unit.")]
+
+
 def check_net_charge(ds: Dataset, idx) -> list[Finding]:
     """Warning when the ESP's monopole contradicts a molecule's net charge."""
     from dcmnet.data.readers.base import estimate_net_charge
@@ -320,6 +394,7 @@ def check_dataset(ds: Dataset, length_unit_given: bool = False, esp_unit_given: 
     e = check_esp_units(ds, idx, esp_unit_given)
     out += e
     if not any(f.check == "esp_units" for f in e):
+        out += check_esp_magnitude(ds)
         out += check_net_charge(ds, idx)
     return sorted(out, key=lambda f: f.level != "error")
 
@@ -349,6 +424,13 @@ def apply_checks(ds: Dataset, path, report_lines: list[str], length_unit_given: 
     return findings
 
 
-__all__ = ["Finding", "check_dataset", "apply_checks", "check_atoms_overlap",
+def check_canonical(ds: Dataset) -> list[Finding]:
+    """The cheap checks for canonical files (already harmonized): atom overlap and the ESP
+    magnitude outside the vdW spheres. Cost: one distance matrix per molecule."""
+    return check_atoms_overlap(ds) + check_esp_magnitude(ds)
+
+
+__all__ = ["Finding", "check_dataset", "check_canonical", "check_esp_magnitude",
+           "drop_points_inside_atoms", "apply_checks", "check_atoms_overlap",
            "check_bond_lengths", "check_esp_units", "check_grid", "check_net_charge",
            "bond_length_ratio", "fitted_charges"]

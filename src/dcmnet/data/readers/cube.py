@@ -248,6 +248,37 @@ def select_points(Z, R, points, options: ReadOptions, spacing: float, path) -> n
     return keep
 
 
+def check_frame(Z, R, points, values, spacing: float, path) -> None:
+    """Refuse a potential cube whose grid frame does not match its atoms.
+
+    The ESP is largest (the nuclear cusp, ~Z/r) at the voxel closest to a nucleus, so the
+    voxel holding the largest value must lie within one voxel diagonal of an atom. A shifted
+    origin (or atoms from another geometry) moves the cusp away from every listed atom; the
+    ESP "on the vdW shells" would then be read near real nuclei (values of Hartree/e or
+    more, read as valid data). Only checked when the cube contains the atoms.
+
+    Args:
+        Z: (N,); R: (N, 3) Å; points: (P, 3) Å; values: (P,) Hartree/e; spacing: largest voxel
+        step, Å.
+    Raises:
+        DataError: the largest value lies far from every atom (names the file and the fix).
+    """
+    lo, hi = points.min(0), points.max(0)
+    if not ((R >= lo).all() and (R <= hi).all()) or len(values) == 0:
+        return
+    k = int(np.argmax(values))
+    d = np.linalg.norm(R - points[k], axis=1)
+    tol = max(np.sqrt(3.0) * spacing, 0.3)
+    if float(d.min()) > tol:
+        raise err(path, f"the grid frame does not match the atoms: the largest ESP value "
+                  f"({values[k]:.3g} Hartree/e, the nuclear cusp) lies at "
+                  f"({', '.join(f'{x:.2f}' for x in points[k])}) Å, {d.min():.2f} Å from the "
+                  f"nearest atom (allowed: one voxel diagonal, {tol:.2f} Å); the origin or "
+                  "the atoms are shifted.",
+                  "Write the cube with the origin and atoms of one frame (regenerate it, or "
+                  "fix line 3, the origin); do not edit either alone.")
+
+
 def read_cube(path, density_path=None, options: ReadOptions | None = None
               ) -> tuple[Dataset, list[str]]:
     """Read a Gaussian ESP cube (and optionally its density cube) as a one-molecule dataset.
@@ -282,6 +313,7 @@ def read_cube(path, density_path=None, options: ReadOptions | None = None
     pts = cube.points() * lf
     spacing = float(np.linalg.norm(cube.axes, axis=1).max() * lf)
     vals = cube.data.reshape(-1) * ef
+    check_frame(cube.Z, R, pts, vals, spacing, path)
     keep = select_points(cube.Z, R, pts, options, spacing, path)
     if options.cube_mode == "shells":
         rep.note(f"kept {int(keep.sum())} of {keep.size} points lying on the vdW shells "

@@ -191,11 +191,21 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
                     qfile = np.full(M, float(fc))
                     notes.add("net charge from the SMILES formal charges")
             mono = None
-            if "mbis_charges" in g:
-                mono = np.asarray(g["mbis_charges"][()], float).reshape(M, len(Z), -1)[..., 0]
+            empty = [k for k in ("mbis_charges", "scf_dipole")
+                     if k in g and np.asarray(g[k][()]).size == 0]
+            for k in empty:
+                notes.add(f"WARN:group {gname!r}: '{k}' is empty (shape "
+                          f"{np.asarray(g[k][()]).shape}); treated as missing")
+            if "mbis_charges" in g and "mbis_charges" not in empty:
+                mq = np.asarray(g["mbis_charges"][()], float)
+                if mq.size % (M * len(Z)):
+                    raise err(path, f"group {gname!r}: 'mbis_charges' has shape {mq.shape}, "
+                              f"expected (M, {len(Z)}) or (M, {len(Z)}, 1) for {M} "
+                              "conformations.", "Fix or delete 'mbis_charges'.")
+                mono = mq.reshape(M, len(Z), -1)[..., 0]
                 notes.add("'mbis_charges' used as reference charges ('mono')")
             dip = None
-            if "scf_dipole" in g:
+            if "scf_dipole" in g and "scf_dipole" not in empty:
                 dip = np.asarray(g["scf_dipole"][()], float).reshape(M, 3) * EBOHR_TO_EANGSTROM
                 notes.add("'scf_dipole' (e·Bohr) used as dipole, origin taken as the centre "
                           "of mass")
@@ -233,7 +243,9 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
         rep.note(f"skipped {len(skipped)} group(s) without ESP data: "
                  f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}.")
     for n in sorted(notes):
-        if n.startswith("WARN:"):
+        if n.startswith("WARN:group"):
+            rep.warn(n[5:] + ".")
+        elif n.startswith("WARN:"):
             rep.warn(n[5:] + "; assumed to be the centre of mass.")
         else:
             rep.note(n + ".")

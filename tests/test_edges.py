@@ -1,0 +1,126 @@
+"""Issue 10, "trust at the edges": each test builds a situation that used to give silently
+wrong numbers, a traceback or an unpleasant run, and checks the fix."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fixtures_qm as fq
+from dcmnet.data import load_dataset
+from dcmnet.data.dataset import Dataset
+from dcmnet.errors import DataError
+
+
+def _load(paths, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_dataset(paths, verbose=False, **kw)
+
+
+def _water_molecule(n_extra_points: int = 0) -> dict:
+    """A water with point charges' ESP on vdW shells (no QM): Å, e, Hartree/e."""
+    from dcmnet.fitting import monopole_esp
+    from dcmnet.surface import vdw_shell_points
+    Z = np.array([8, 1, 1])
+    R = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+    q = np.array([-0.8, 0.4, 0.4])
+    grid = vdw_shell_points(Z, R, density=0.5)
+    return {"Z": Z, "R": R, "grid": grid, "esp": monopole_esp(R, q, grid), "net_charge": 0.0,
+            "name": "water"}
+
+
+# ------------------------------------------------------------------ item 5: points at nuclei
+def test_grid_point_on_a_nucleus_is_dropped_at_read_time(tmp_path):
+    m = _water_molecule()
+    m["grid"] = np.concatenate([m["grid"], m["R"][:1], m["R"][1:2] + 0.1])
+    m["esp"] = np.concatenate([m["esp"], [1e3, 50.0]])
+    path = tmp_path / "canonical.npz"
+    Dataset.from_molecules([m, _water_molecule()]).save(path)
+    from dcmnet.data.loader import load_dataset_with_report
+    ds, report = load_dataset_with_report(path)
+    assert int(ds.n_grid[0]) == len(m["esp"]) - 2 and int(ds.n_grid[1]) == len(m["esp"]) - 2
+    assert np.abs(ds.esp).max() < 1.0
+    warn = [ln for ln in report if "WARNING" in ln]
+    assert warn and "dropped 2 grid points inside the atoms' vdW spheres" in warn[0]
+    assert "canonical.npz" in warn[0] and "1 of 2 molecules" in warn[0]
+    from dcmnet.fitting import fit_monopoles
+    q = fit_monopoles(ds.molecule(0)["R"], ds.molecule(0)["grid"], ds.molecule(0)["esp"], 0.0)
+    np.testing.assert_allclose(q, [-0.8, 0.4, 0.4], atol=1e-3)
+
+
+def test_grid_entirely_inside_atoms_is_refused_with_molecule(tmp_path):
+    m = _water_molecule()
+    m["grid"] = m["R"][[0, 0, 1, 2]] + 0.05
+    m["esp"] = np.ones(4)
+    path = tmp_path / "inside.npz"
+    Dataset.from_molecules([_water_molecule(), m]).save(path)
+    with pytest.raises(DataError, match=r"inside\.npz: molecule 1 \(water\): all 4 grid points "
+                                        r"lie inside the atoms' vdW spheres"):
+        _load(path)
+
+
+# ------------------------------------------------------------------ item 4: shifted cube frame
+@pytest.mark.qm
+def test_cube_with_shifted_origin_is_refused(tmp_path_factory, tmp_path):
+    pytest.importorskip("pyscf")
+    files = fq.qm_files_fixture(tmp_path_factory)
+    pot = Path(files["cube"]) / "water_pot.cube"
+    lines = pot.read_text().splitlines()
+    t = lines[2].split()
+    t[1] = f"{float(t[1]) + 3.0:.6f}"  # origin shifted by 3 Bohr along x
+    lines[2] = "  ".join(t)
+    (tmp_path / "shifted_pot.cube").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"shifted_pot\.cube.*frame does not match the atoms"):
+        _load(tmp_path / "shifted_pot.cube", net_charge=0)
+    # the unshifted file still loads
+    assert len(_load(pot, net_charge=0)) == 1
+
+
+def test_canonical_file_with_shifted_grid_is_refused(tmp_path):
+    good = _water_molecule()
+    bad = _water_molecule()
+    from dcmnet.fitting import monopole_esp
+    # ESP computed at points 1.2 Å away from the stored ones: cusp-sized values outside
+    bad["esp"] = monopole_esp(bad["R"], np.array([-8.0, 4.0, 4.0]),
+                              bad["grid"] + np.array([1.2, 0.0, 0.0])) * 20
+    Dataset.from_molecules([good, bad]).save(tmp_path / "c.npz")
+    with pytest.raises(DataError, match=r"c\.npz: molecule 1 \(water\): the ESP reaches .* "
+                                        r"Hartree/e .*frame does not match the atoms"):
+        _load(tmp_path / "c.npz")
+
+
+def test_canonical_file_with_overlapping_atoms_is_refused(tmp_path):
+    m = _water_molecule()
+    m["R"] = m["R"].copy()
+    m["R"][2] = m["R"][1] + 0.1
+    Dataset.from_molecules([m]).save(tmp_path / "o.npz")
+    with pytest.raises(DataError, match=r"o\.npz: atoms 1 and 2 of molecule 0 are 0\.173 Å"):
+        _load(tmp_path / "o.npz")
+
+
+# ------------------------------------------------------------------ item 6: empty HDF5 field
+def test_hdf5_empty_per_atom_field_is_missing_with_warning(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from dcmnet.units import ANGSTROM_TO_BOHR
+    m = _water_molecule()
+    path = tmp_path / "spice_like.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("water")
+        g.create_dataset("atomic_numbers", data=m["Z"].astype(np.int16))
+        g.create_dataset("conformations", data=(m["R"] * ANGSTROM_TO_BOHR)[None])
+        g.create_dataset("esp_grid", data=(m["grid"] * ANGSTROM_TO_BOHR)[None])
+        g.create_dataset("esp", data=m["esp"][None])
+        g.create_dataset("total_charge", data=[0.0])
+        g.create_dataset("mbis_charges", data=np.zeros((0,)))
+        g.create_dataset("scf_dipole", data=np.zeros((0, 3)))
+    from dcmnet.data.loader import load_dataset_with_report
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds, report = load_dataset_with_report(path)
+    assert len(ds) == 1 and not ds.has_mono[0] and not ds.has_dipole[0]
+    text = "\n".join(report)
+    assert "'mbis_charges' is empty (shape (0,)); treated as missing" in text
+    assert "'scf_dipole' is empty (shape (0, 3)); treated as missing" in text
