@@ -161,7 +161,9 @@ def test_checkpoint_analysis_and_comparison(tiny_experiment, small_npz):
 
     rows = compare_checkpoints([tiny_experiment, tiny_experiment / "checkpoints" / "latest"],
                                data)
-    assert [r["kind"] for r in rows] == ["best", "checkpoint", "baseline", "baseline"]
+    assert [r["kind"] for r in rows] == ["best", "checkpoint"] + ["baseline"] * 4
+    assert [r["name"] for r in rows[2:5]] == ["fitted monopoles", "fitted monopoles + dipoles",
+                                             "fitted monopoles + dipoles + quadrupoles"]
     assert rows[0]["n_parameters"] == res.n_parameters and rows[0]["n_dcm"] == 2
     assert rows[0]["esp_rmse_median"] == pytest.approx(
         float(np.median(res.per_molecule["dcmnet_esp_rmse"])), rel=1e-6)
@@ -239,7 +241,7 @@ def test_cli_analyze_and_compare(tiny_experiment, small_npz, tmp_path, capsys):
     assert main(["compare", str(tiny_experiment), "--data-files", str(small_npz), "--out",
                  str(out)]) == 0
     assert "checkpoint comparison" in capsys.readouterr().err
-    assert len(list(csv.DictReader(open(out)))) == 3
+    assert len(list(csv.DictReader(open(out)))) == 5   # + fitted dipoles, quadrupoles
     assert main(["analyze", str(tmp_path / "nope")]) == 2
 
 

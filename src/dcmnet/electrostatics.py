@@ -34,6 +34,9 @@ __all__ = [
     "esp_from_charges",
     "dipole_from_charges",
     "flatten_sites",
+    "MULTIPOLE_COMPONENTS",
+    "multipole_kernels",
+    "esp_from_multipoles",
 ]
 
 
@@ -166,3 +169,100 @@ def flatten_sites(charges: jax.Array, positions: jax.Array) -> Tuple[jax.Array, 
             f"got {charges.shape} and {positions.shape}")
     B, A, n = charges.shape
     return charges.reshape(B, A * n), positions.reshape(B, A * n, 3)
+
+
+# ------------------------------------------------------------------ atomic point multipoles
+#: Parameters per site of a point-multipole expansion up to each order: charge (1), + dipole
+#: (3), + traceless quadrupole (5 independent components).
+MULTIPOLE_COMPONENTS = {0: 1, 1: 4, 2: 9}
+#: Order of the five independent traceless-quadrupole components in
+#: :func:`multipole_kernels` (Θzz = −Θxx − Θyy).
+QUADRUPOLE_COMPONENTS = ("xx", "yy", "xy", "xz", "yz")
+
+
+def _xp(*arrays):
+    import numpy as np
+    return np if all(isinstance(a, (np.ndarray, float, int)) for a in arrays) else jnp
+
+
+def multipole_kernels(points, sites, order: int = 2):
+    r"""ESP kernels of atomic point multipoles: V_k = Σ_s Σ_c T[k, s, c] p[s, c].
+
+    For a site at :math:`\mathbf R`, :math:`\mathbf d = \mathbf r - \mathbf R`,
+    :math:`d = |\mathbf d|`, in atomic units (:math:`4\pi\varepsilon_0 = 1`):
+
+    .. math:: V = \frac{q}{d} + \frac{\boldsymbol\mu\cdot\mathbf d}{d^3}
+              + \frac{\Theta_{ab}\, d_a d_b}{d^5}
+
+    with the traceless quadrupole in Buckingham's convention,
+    :math:`\Theta_{ab} = \tfrac12 \sum_i q_i (3 x_{ia} x_{ib} - x_i^2 \delta_{ab})`; the last
+    term is :math:`\tfrac13 \Theta_{ab} T_{ab}` with
+    :math:`T_{ab} = \nabla_a\nabla_b\, d^{-1} = (3 d_a d_b - d^2\delta_{ab})/d^5`
+    (A. J. Stone, *The Theory of Intermolecular Forces*, 2nd ed., Oxford 2013, ch. 2–3;
+    A. D. Buckingham, Q. Rev. Chem. Soc. 13, 183 (1959)).
+
+    Parameter layout per site (``c``): ``[q, μx, μy, μz, Θxx, Θyy, Θxy, Θxz, Θyz]`` cut to
+    ``MULTIPOLE_COMPONENTS[order]`` entries; Θzz = −Θxx − Θyy, so the quadrupole columns
+    are ``(dx² − dz²), (dy² − dz²), 2 dx dy, 2 dx dz, 2 dy dz`` over d⁵.
+
+    Units: points and sites in Å, charges in e, dipoles in e·Å, quadrupoles in e·Å²; the
+    kernels times these give the ESP in Hartree/e (each term is computed in Å and
+    multiplied by ``units.BOHR_TO_ANGSTROM``, i.e. e/Å → e/Bohr).
+
+    NumPy float64 inputs give NumPy float64 kernels (the least-squares fits of
+    :mod:`dcmnet.fitting`); JAX inputs give JAX arrays (jit/grad-able).
+
+    Args:
+        points: (G, 3) grid points, Å.
+        sites: (S, 3) multipole sites (atoms), Å.
+        order: 0 (monopoles), 1 (+ dipoles) or 2 (+ quadrupoles).
+    Returns:
+        (G, S, MULTIPOLE_COMPONENTS[order]) kernels in Hartree/e per unit parameter.
+    Raises:
+        ValueError: order outside 0..2. Coincident points and sites (d < MIN_DISTANCE)
+            give 0 kernels, as in :func:`inverse_distances`.
+    """
+    from dcmnet.units import BOHR_TO_ANGSTROM
+
+    if order not in MULTIPOLE_COMPONENTS:
+        raise ValueError(f"order must be 0, 1 or 2, got {order}")
+    xp = _xp(points, sites)
+    d = points[:, None, :] - sites[None, :, :]                    # (G, S, 3) Å
+    r2 = xp.sum(d * d, axis=-1)
+    ok = r2 > MIN_DISTANCE * MIN_DISTANCE
+    r2s = xp.where(ok, r2, 1.0)
+    inv = xp.where(ok, 1.0 / xp.sqrt(r2s), 0.0)                   # 1/Å
+    cols = [inv]
+    if order >= 1:
+        inv3 = inv ** 3
+        cols += [d[..., 0] * inv3, d[..., 1] * inv3, d[..., 2] * inv3]
+    if order >= 2:
+        inv5 = inv ** 5
+        x, y, z = d[..., 0], d[..., 1], d[..., 2]
+        cols += [(x * x - z * z) * inv5, (y * y - z * z) * inv5, 2 * x * y * inv5,
+                 2 * x * z * inv5, 2 * y * z * inv5]
+    return xp.stack(cols, axis=-1) * BOHR_TO_ANGSTROM
+
+
+def esp_from_multipoles(points, sites, charges, dipoles=None, quadrupoles=None):
+    r"""ESP of atomic point multipoles on points (formula: :func:`multipole_kernels`).
+
+    Args:
+        points: (G, 3) Å; sites: (S, 3) Å.
+        charges: (S,) e; dipoles: optional (S, 3) e·Å; quadrupoles: optional (S, 3, 3)
+            traceless Buckingham quadrupoles, e·Å²; only Θxx, Θyy, Θxy, Θxz, Θyz are read
+            (Θzz = −Θxx − Θyy), so a trace is ignored.
+    Returns:
+        (G,) ESP in Hartree/e (NumPy for NumPy inputs, JAX otherwise).
+    """
+    xp = _xp(points, sites)
+    order = 2 if quadrupoles is not None else (1 if dipoles is not None else 0)
+    T = multipole_kernels(points, sites, order)
+    p = [charges[:, None]]
+    if order >= 1:
+        p.append(dipoles if dipoles is not None else xp.zeros((sites.shape[0], 3)))
+    if order >= 2:
+        Q = quadrupoles
+        p.append(xp.stack([Q[:, 0, 0], Q[:, 1, 1], Q[:, 0, 1], Q[:, 0, 2], Q[:, 1, 2]], -1))
+    P = xp.concatenate(p, axis=-1)                               # (S, K)
+    return xp.einsum("gsk,sk->g", T, P)

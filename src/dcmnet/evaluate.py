@@ -4,7 +4,11 @@ Per molecule: ESP RMSE and MAE over its real grid points in kcal/(mol·e), dipol
 Debye where a reference dipole exists, and |Σq − net charge|. The baseline is the best
 possible atom-centred point-charge model for that very geometry: charges fitted to the
 molecule's own reference ESP by net-charge-constrained least squares
-(:func:`dcmnet.fitting.fit_monopoles`).
+(:func:`dcmnet.fitting.fit_monopoles`). Two richer baselines sit next to it, fitted the
+same way on the same points: atomic monopoles + dipoles and monopoles + dipoles + traceless
+quadrupoles (:func:`dcmnet.fitting.fit_multipoles`); each is reported with its number of
+fitted values per molecule (N, 4N, 9N for N atoms; DCM-net places 4·n_dcm·N: a charge
+and a position per site), since more parameters fit the ESP better by construction.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import numpy as np
 from dcmnet.data.batching import BatchIterator
 from dcmnet.data.dataset import Dataset
 from dcmnet.fileio import atomic_write_json
-from dcmnet.fitting import fit_monopoles, monopole_esp
+from dcmnet.fitting import (MULTIPOLE_BASELINES, IllPosedFitWarning, fit_monopoles,
+                            fit_multipoles, monopole_esp)
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 
@@ -85,6 +90,78 @@ def fitted_monopole_errors(data: Dataset) -> dict:
     return out
 
 
+def fitted_multipole_errors(data: Dataset, order: int = 2) -> dict:
+    """Per-molecule errors of ESP-fitted atomic multipoles up to ``order`` (0, 1, 2).
+
+    Conformers with fewer ESP points than free parameters are skipped (NaN) with an
+    :class:`~dcmnet.fitting.IllPosedFitWarning` naming them; ``n_skipped`` counts them.
+
+    Returns:
+        dict of (M,) arrays ``esp_rmse``, ``esp_mae`` (kcal/(mol·e)), ``dipole_error`` (D;
+        molecular dipole Σ q (R − com) + Σ μ about the centre of mass, NaN without
+        reference), ``n_parameters`` (fitted values), ``esp`` (sum n_grid,) fitted ESP in
+        Hartree/e (NaN where skipped), ``charges`` (sum n_atoms,) e, ``dipoles``
+        (sum n_atoms, 3) e·Å, ``quadrupoles`` (sum n_atoms, 3, 3) e·Å², ``n_skipped``.
+    """
+    import warnings
+
+    from dcmnet.fitting import multipole_parameter_count
+
+    M = len(data)
+    out = {k: np.full(M, np.nan) for k in ("esp_rmse", "esp_mae", "dipole_error")}
+    out["n_parameters"] = np.array([multipole_parameter_count(n, order)
+                                    for n in data.n_atoms], np.int64)
+    ao, go = data.atom_offsets, data.grid_offsets
+    esp = np.full(int(go[-1]), np.nan)
+    q_all = np.full(int(ao[-1]), np.nan)
+    d_all = np.full((int(ao[-1]), 3), np.nan)
+    Q_all = np.full((int(ao[-1]), 3, 3), np.nan)
+    com = data.centre_of_mass()
+    skipped = []
+    for i in range(M):
+        m = data.molecule(i)
+        if len(m["esp"]) < out["n_parameters"][i] - 1:
+            skipped.append(i)
+            warnings.warn(
+                f"{data.source}: molecule {i} ({m.get('name', '?')}) has {len(m['esp'])} ESP "
+                f"points for {out['n_parameters'][i] - 1} free parameters of the order-"
+                f"{order} multipole fit; it is skipped (NaN) in that baseline.",
+                IllPosedFitWarning, stacklevel=2)
+            continue
+        f = fit_multipoles(m["R"], m["grid"], m["esp"], m["net_charge"], order)
+        err = (f["esp"] - m["esp"]) * HARTREE_TO_KCAL_MOL
+        out["esp_rmse"][i] = math.sqrt(float(np.mean(err**2)))
+        out["esp_mae"][i] = float(np.mean(np.abs(err)))
+        if m["dipole"] is not None:
+            mu = (f["charges"][:, None] * (m["R"] - com[i])).sum(0) + f["dipoles"].sum(0)
+            out["dipole_error"][i] = float(np.linalg.norm(mu - m["dipole"])) * EANGSTROM_TO_DEBYE
+        esp[go[i]:go[i + 1]] = f["esp"]
+        q_all[ao[i]:ao[i + 1]] = f["charges"]
+        d_all[ao[i]:ao[i + 1]] = f["dipoles"]
+        Q_all[ao[i]:ao[i + 1]] = f["quadrupoles"]
+    out.update(esp=esp, charges=q_all, dipoles=d_all, quadrupoles=Q_all,
+               n_skipped=len(skipped))
+    return out
+
+
+def multipole_summary(data: Dataset, errs: dict) -> dict:
+    """``{baseline name: {order, esp_rmse_kcal_mol_e: {median, mean}, dipole_mae_debye,
+    n_parameters_per_molecule_mean, n_molecules, n_skipped}}`` for the JSON summary;
+    ``errs`` maps order → :func:`fitted_multipole_errors`."""
+    out = {}
+    for order, e in errs.items():
+        dip = e["dipole_error"]
+        out[MULTIPOLE_BASELINES[order]] = {
+            "order": int(order),
+            "esp_rmse_kcal_mol_e": _stats(e["esp_rmse"]),
+            "dipole_mae_debye": float(np.nanmean(dip)) if np.isfinite(dip).any() else None,
+            "n_parameters_per_molecule_mean": float(np.mean(e["n_parameters"])),
+            "n_molecules": int(np.isfinite(e["esp_rmse"]).sum()),
+            "n_skipped": int(e["n_skipped"]),
+        }
+    return out
+
+
 def _stats(x: np.ndarray) -> dict:
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -116,10 +193,19 @@ def summarize(data: Dataset, model_err: dict, mono_err: dict) -> dict:
     }
 
 
-def evaluate_model(model, params, data: Dataset, batch_size: int = 16) -> dict:
-    """:func:`summarize` of a model and the fitted-monopole baseline on ``data``."""
-    return summarize(data, model_errors(model, params, data, batch_size),
-                     fitted_monopole_errors(data))
+def evaluate_model(model, params, data: Dataset, batch_size: int = 16,
+                   multipoles: bool = True) -> dict:
+    """:func:`summarize` of a model and the fitted-monopole baseline on ``data``, plus
+    (``multipoles``) the multipole baselines under ``fitted_multipoles``
+    (:func:`multipole_summary`) and the DCM-net values per molecule
+    (``dcmnet_values_per_molecule_mean`` = 4·n_dcm·N: charge and position of each site)."""
+    out = summarize(data, model_errors(model, params, data, batch_size),
+                    fitted_monopole_errors(data))
+    out["dcmnet_values_per_molecule_mean"] = float(4 * int(model.n_dcm) * np.mean(data.n_atoms))
+    if multipoles:
+        out["fitted_multipoles"] = multipole_summary(
+            data, {k: fitted_multipole_errors(data, k) for k in (0, 1, 2)})
+    return out
 
 
 def write_json(obj: dict, path) -> Path:
@@ -147,4 +233,22 @@ def summary_table(summary: dict, title: str = "evaluation"):
     t.add_row(escape("max |Σq − net charge| [e]"), f"{summary['max_net_charge_error_e']:.2e}", "0 (exact)")
     t.add_row("molecules where DCM-net beats monopoles",
               f"{100 * summary['fraction_better_than_monopoles']:.1f} %", "")
+    mp = summary.get("fitted_multipoles")
+    if mp:
+        t.add_section()
+        t.add_row(escape("values per molecule (mean)"),
+                  _n(summary.get("dcmnet_values_per_molecule_mean")),
+                  _n(mp["fitted_monopoles"]["n_parameters_per_molecule_mean"]))
+        for key, label in (("fitted_dipoles", "fitted monopoles + dipoles"),
+                           ("fitted_quadrupoles", "fitted monopoles + dipoles + quadrupoles")):
+            r = mp[key]
+            skip = f", {r['n_skipped']} skipped (ill-posed)" if r["n_skipped"] else ""
+            t.add_row(escape(f"{label}: ESP RMSE median [kcal/(mol·e)]"), "",
+                      f(r["esp_rmse_kcal_mol_e"]["median"]))
+            t.add_row(escape(f"  values per molecule (mean){skip}"), "",
+                      _n(r["n_parameters_per_molecule_mean"]))
     return t
+
+
+def _n(x):
+    return "—" if x is None else f"{x:.0f}"

@@ -17,7 +17,8 @@ def compare_checkpoints(checkpoints: Sequence, data=None, *, kind: str = "best",
             for all of them (so every row sees the same molecules).
         kind: ``best`` or ``latest`` for experiment folders.
         batch_size: molecules per forward pass.
-        baselines: add rows for fitted monopoles and reference ``mono`` charges.
+        baselines: add rows for fitted monopoles, fitted monopoles + dipoles, + quadrupoles
+            (``n_values_per_molecule`` = N, 4N, 9N fitted values) and reference ``mono``.
     Returns:
         rows ``{name, path, kind, epoch, n_dcm, n_parameters, esp_rmse_median,
         esp_rmse_mean, esp_rmse_pooled, esp_mae_mean (kcal/(mol·e)), dipole_mae_debye,
@@ -47,12 +48,15 @@ def compare_checkpoints(checkpoints: Sequence, data=None, *, kind: str = "best",
         })
     if baselines:
         for meth, label in (("fitted_monopoles", "fitted monopoles"),
+                            ("fitted_dipoles", "fitted monopoles + dipoles"),
+                            ("fitted_quadrupoles", "fitted monopoles + dipoles + quadrupoles"),
                             ("reference_mono", "reference mono")):
             m = base.summary["methods"].get(meth)
             if m is None:
                 continue
             rows.append({"name": label, "path": "", "kind": "baseline", "epoch": None,
-                         "n_dcm": 1, "n_parameters": None, **_metric_cells(m),
+                         "n_dcm": 1 if meth in ("fitted_monopoles", "reference_mono") else None,
+                         "n_parameters": None, **_metric_cells(m),
                          "inference_ms_per_molecule": None})
     return rows
 
@@ -64,7 +68,8 @@ def _metric_cells(m: Mapping) -> dict:
             "esp_mae_pooled": m["esp_mae_pooled_kcal_mol_e"],
             "dipole_mae_debye": m["dipole_mae_debye"],
             "max_abs_net_charge_error_e": m["max_abs_net_charge_error_e"],
-            "n_molecules": m["n_molecules"]}
+            "n_molecules": m["n_molecules"],
+            "n_values_per_molecule": m.get("n_values_per_molecule_mean")}
 
 
 #: Label of the fitted-monopole baseline when it equals the reference ``mono`` charges.

@@ -52,7 +52,11 @@ def analyze_predictions(data: Dataset, prediction: DatasetPrediction, *,
         data: the reference dataset.
         prediction: DCM-net outputs on ``data`` (from :func:`predict_dataset`, or any
             charges/positions with their ESP and dipole).
-        baselines: also evaluate fitted monopoles and the reference ``mono`` charges.
+        baselines: also evaluate fitted monopoles, fitted monopoles + dipoles and
+            monopoles + dipoles + quadrupoles (:func:`dcmnet.fitting.fit_multipoles`;
+            ill-posed conformers skipped with a warning) and the reference ``mono``
+            charges. ``summary["methods"][m]["n_values_per_molecule_mean"]`` gives the
+            fitted values per molecule (N, 4N, 9N; DCM-net 4·n_dcm·N).
         shell_edges: increasing bin edges of the vdW-scaled distance (see :mod:`dcmnet.analysis`).
         source, checkpoint, n_parameters: copied into the result.
     Returns:
@@ -82,12 +86,27 @@ def analyze_predictions(data: Dataset, prediction: DatasetPrediction, *,
     atom_q = {"dcmnet": prediction.charges.sum(axis=1)}
     dip = {"dcmnet": np.asarray(prediction.dipole, np.float64)}
     mono_err = None
+    n_values = {"dcmnet": 4 * int(prediction.n_dcm) * data.n_atoms.astype(np.int64)}
     if baselines:
         mono_err = fitted_monopole_errors(data)
         q_fit = mono_err["charges"]
         esp["fitted_monopoles"] = _atom_esp(data, q_fit) * HARTREE_TO_KCAL_MOL
         atom_q["fitted_monopoles"] = q_fit
         dip["fitted_monopoles"] = _dipoles(data, q_fit)
+        # atomic multipole baselines on the same points (dcmnet.fitting.fit_multipoles)
+        from dcmnet.evaluate import fitted_multipole_errors
+        from dcmnet.fitting import MULTIPOLE_BASELINES
+        for order in (1, 2):
+            mp = fitted_multipole_errors(data, order)
+            meth = MULTIPOLE_BASELINES[order]
+            esp[meth] = mp["esp"] * HARTREE_TO_KCAL_MOL
+            atom_q[meth] = mp["charges"]
+            dip[meth] = _dipoles(data, np.nan_to_num(mp["charges"])) + np.stack(
+                [np.bincount(seg_a, weights=np.nan_to_num(mp["dipoles"][:, k]), minlength=M)
+                 for k in range(3)], -1)
+            dip[meth][~np.isfinite(mp["esp_rmse"])] = np.nan
+            n_values[meth] = mp["n_parameters"]
+        n_values["fitted_monopoles"] = data.n_atoms.astype(np.int64)
         if data.has_mono.any():
             has_pt = data.has_mono[seg_g]
             e_mono = _atom_esp(data, data.mono) * HARTREE_TO_KCAL_MOL
@@ -153,6 +172,8 @@ def analyze_predictions(data: Dataset, prediction: DatasetPrediction, *,
                 _nanstat(np.abs(cols[f"{meth}_net_charge_error"]), np.max),
             "n_molecules": int(np.isfinite(cols[f"{meth}_esp_rmse"]).sum()),
         }
+        if meth in n_values:    # fitted values per molecule (DCM-net: charge + position)
+            pooled[meth]["n_values_per_molecule_mean"] = float(np.mean(n_values[meth]))
     summary["methods"] = pooled
     summary["n_points"] = int(go[-1])
     if math.isfinite(prediction.seconds):

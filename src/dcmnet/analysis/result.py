@@ -8,8 +8,10 @@ import numpy as np
 
 from dcmnet.data.dataset import Dataset
 
-#: Methods compared by the analysis: DCM-net and the two point-charge baselines.
-METHODS = ("dcmnet", "fitted_monopoles", "reference_mono")
+#: Methods compared by the analysis: DCM-net, the ESP-fitted atomic monopoles, monopoles +
+#: dipoles and monopoles + dipoles + quadrupoles, and the reference ``mono`` charges.
+METHODS = ("dcmnet", "fitted_monopoles", "fitted_dipoles", "fitted_quadrupoles",
+           "reference_mono")
 #: Bin edges of the vdW-scaled distance shells (multiples of the vdW radius of the closest
 #: atom); the bundled data sits on 1.4, 1.6, 1.8, 2.0 × r_vdW.
 DEFAULT_SHELL_EDGES = (0.0, 1.5, 1.7, 1.9, math.inf)

@@ -23,8 +23,12 @@ def analysis_table(res: CheckpointAnalysis, title: str | None = None):
     from dcmnet.analysis.compare import MERGED_BASELINE_LABEL, baselines_identical
 
     names = {"dcmnet": f"DCM-net (n_dcm={res.n_dcm})", "fitted_monopoles": "fitted monopoles",
+             "fitted_dipoles": "fitted q+μ", "fitted_quadrupoles": "fitted q+μ+Θ",
              "reference_mono": "reference mono"}
-    meths = [m for m in METHODS if m in res.summary["methods"]]
+    multipoles = [m for m in ("fitted_monopoles", "fitted_dipoles", "fitted_quadrupoles")
+                  if m in res.summary["methods"]]
+    meths = [m for m in METHODS if m in res.summary["methods"]
+             and m not in ("fitted_dipoles", "fitted_quadrupoles")]
     if "reference_mono" in meths and baselines_identical(res):
         # the data's mono charges are ESP-fitted: one column stands for both baselines
         meths.remove("reference_mono")
@@ -43,8 +47,9 @@ def analysis_table(res: CheckpointAnalysis, title: str | None = None):
             ("esp_mae_pooled_kcal_mol_e", "ESP MAE all points [kcal/(mol·e)]", ".3f"),
             ("dipole_mae_debye", "dipole error |Δμ| mean [D]", ".3f"),
             ("dipole_magnitude_mae_debye", "dipole | |μ|−|μref| | mean [D]", ".3f"),
-            ("max_abs_net_charge_error_e", "max |Σq − Q| [e]", ".1e")):
-        t.add_row(escape(label), *[_f(S[m][key], spec) for m in meths])
+            ("max_abs_net_charge_error_e", "max |Σq − Q| [e]", ".1e"),
+            ("n_values_per_molecule_mean", "fitted values per molecule (mean)", ".0f")):
+        t.add_row(escape(label), *[_f(S[m].get(key), spec) for m in meths])
     for row_el in sorted({(r["Z"], r["element"]) for r in res.by_element}):
         cells = []
         for m in meths:
@@ -65,6 +70,37 @@ def analysis_table(res: CheckpointAnalysis, title: str | None = None):
     if "inference_ms_per_molecule" in res.summary:
         t.add_row(escape("inference [ms/molecule]"), _f(res.summary["inference_ms_per_molecule"], ".2f"),
                   *([""] * (len(meths) - 1)))
+    if len(multipoles) > 1:
+        from rich.console import Group
+        return Group(t, multipole_table(res))
+    return t
+
+
+def multipole_table(res: CheckpointAnalysis):
+    """A rich table: DCM-net next to ESP-fitted atomic monopoles, + dipoles and
+    + traceless quadrupoles (same points, net charge exact), each with its fitted values
+    per molecule (mean; DCM-net 4·n_dcm·N: charge and position of each site)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    S = res.summary["methods"]
+    t = Table(title=escape("atomic multipoles fitted to each conformer's ESP"),
+              title_justify="left")
+    for c in ("model", "values/mol", "ESP RMSE median", "ESP RMSE mean",
+              "dipole |Δμ| [D]"):
+        t.add_column(escape(c), justify="left" if c == "model" else "right")
+    for m, label in (("dcmnet", f"DCM-net (n_dcm={res.n_dcm})"),
+                     ("fitted_monopoles", "monopoles"),
+                     ("fitted_dipoles", "monopoles + dipoles"),
+                     ("fitted_quadrupoles", "monopoles + dipoles + quadrupoles")):
+        if m not in S:
+            continue
+        r = S[m]
+        t.add_row(escape(label), _f(r.get("n_values_per_molecule_mean"), ".0f"),
+                  _f(r["esp_rmse_median_kcal_mol_e"]), _f(r["esp_rmse_mean_kcal_mol_e"]),
+                  _f(r["dipole_mae_debye"]))
+    t.caption = escape("ESP RMSE in kcal/(mol·e) over molecules; values/molecule: N, 4N, 9N "
+                       "for N atoms (one fixed by the net charge)")
     return t
 
 
@@ -80,16 +116,21 @@ def comparison_table(rows: Sequence[Mapping], title: str = "checkpoint compariso
     rows = collapse_baselines(rows)
 
     t = Table(title=escape(title), title_justify="left")
-    for c in ("checkpoint", "epoch", "n_dcm", "params", "ESP RMSE med", "ESP RMSE mean",
+    for c in ("checkpoint", "epoch", "n_dcm", "params", "values/mol", "ESP RMSE med",
+              "ESP RMSE mean",
               "ESP MAE", "dipole MAE [D]", "max|Σq−Q| [e]", "ms/mol"):
         t.add_column(escape(c), justify="left" if c == "checkpoint" else "right")
     for r in rows:
         t.add_row(escape(str(r["name"])), "" if r["epoch"] is None else str(r["epoch"]),
-                  str(r["n_dcm"]), "" if r["n_parameters"] is None else f"{r['n_parameters']:,}",
+                  "" if r["n_dcm"] is None else str(r["n_dcm"]),
+                  "" if r["n_parameters"] is None else f"{r['n_parameters']:,}",
+                  _f(r.get("n_values_per_molecule"), ".0f"),
                   _f(r["esp_rmse_median"]), _f(r["esp_rmse_mean"]), _f(r["esp_mae_pooled"]),
                   _f(r["dipole_mae_debye"]), _f(r["max_abs_net_charge_error_e"], ".1e"),
                   _f(r["inference_ms_per_molecule"], ".2f"))
-    t.caption = escape("ESP errors in kcal/(mol·e); median/mean over molecules, MAE over all points")
+    t.caption = escape("ESP errors in kcal/(mol·e); median/mean over molecules, MAE over all "
+                       "points; values/mol: fitted values per molecule (DCM-net: 4·n_dcm·N, "
+                       "charge and position of each site; atomic multipoles N, 4N, 9N)")
     return t
 
 
