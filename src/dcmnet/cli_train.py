@@ -37,6 +37,8 @@ SETTINGS = [
     ("--save-every-n-epochs", int, "periodic checkpoint interval (default 10)"),
     ("--keep-checkpoints", int, "periodic checkpoints kept (default 3)"),
     ("--esp-chunk-size", int, "grid points per ESP chunk, 0 = all at once (default 0)"),
+    ("--init-from", str, "fine-tune: start from the parameters of this experiment folder, "
+                         "checkpoint folder or shipped model (fresh optimizer, schedule, EMA)"),
 ]
 SWITCHES = [
     ("--use-grad-clip", "clip gradients by global norm (default on)"),
@@ -62,6 +64,10 @@ def add_parsers(sub) -> None:
         p.add_argument(flag, type=typ, default=None, help=hlp)
     for flag, hlp in SWITCHES:
         p.add_argument(flag, action=BOOL, default=None, help=hlp)
+    p.add_argument("--freeze", nargs="+", default=None, metavar="GROUP",
+                   choices=("embed", "message", "all-but-head", "head"),
+                   help="with --init-from: parameter groups kept fixed (embed, message, "
+                        "all-but-head, head)")
     p.add_argument("--restart-checkpoint", default=None, metavar="PATH",
                    help="continue from an experiment folder or a checkpoint folder "
                         "(e.g. experiments/NAME/checkpoints/latest)")
@@ -107,6 +113,8 @@ def _overrides(args) -> dict:
             out[flag[2:].replace("-", "_")] = v
     if args.data_files is not None:
         out["data_files"] = list(args.data_files)
+    if getattr(args, "freeze", None):
+        out["freeze"] = list(args.freeze)
     return out
 
 

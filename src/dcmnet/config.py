@@ -16,6 +16,10 @@ from dcmnet.errors import ConfigError
 from dcmnet.fileio import atomic_write_json
 
 SCHEDULE_TYPES = ("constant", "cosine", "exponential", "step")
+#: Parameter groups ``--freeze`` can keep fixed while fine-tuning (top-level modules of
+#: :class:`dcmnet.model.DCMNet`): ``embed`` (element embedding), ``message`` (all
+#: message-passing blocks with their atom-wise updates), ``all-but-head`` (both), ``head``.
+FREEZE_GROUPS = ("embed", "message", "all-but-head", "head")
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -128,6 +132,12 @@ class ExperimentConfig:
         split_by: ``conformer`` (random conformers) or ``molecule`` (whole molecules, by
             name, go to validation: a test on unseen molecules).
         random_seed: seed of the split, the data order and the initial parameters.
+        init_from: fine-tuning: start from the parameters of this experiment folder,
+            checkpoint folder or shipped model (fresh optimizer, schedule and EMA); None
+            starts from random parameters.
+        freeze: parameter groups kept fixed while fine-tuning (see :data:`FREEZE_GROUPS`).
+        training_elements: atomic numbers present in the training data (recorded by
+            training; a fine-tuned model warns about elements its source never saw).
     """
 
     name: str = "dcmnet"
@@ -139,6 +149,9 @@ class ExperimentConfig:
     random_seed: int = 42
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    init_from: str | None = None
+    freeze: list = dataclasses.field(default_factory=list)
+    training_elements: list = dataclasses.field(default_factory=list)
 
     @property
     def experiment_dir(self) -> Path:
@@ -151,6 +164,15 @@ class ExperimentConfig:
             raise ConfigError(f"experiment name {self.name!r} must be a plain folder name.")
         if self.split_by not in ("conformer", "molecule"):
             raise ConfigError(f"split_by {self.split_by!r}: choose 'conformer' or 'molecule'.")
+        if isinstance(self.freeze, str):
+            self.freeze = [self.freeze]
+        bad = [g for g in self.freeze if g not in FREEZE_GROUPS]
+        if bad:
+            raise ConfigError(f"freeze: unknown parameter group(s) {', '.join(map(str, bad))}; "
+                              f"choose from {', '.join(FREEZE_GROUPS)}.")
+        if self.freeze and not self.init_from:
+            raise ConfigError("freeze needs init_from (--init-from EXP_OR_MODEL): freezing "
+                              "randomly initialised parameters would keep them random.")
         self.model.validate()
         self.training.validate()
 
@@ -170,6 +192,8 @@ class ExperimentConfig:
         exp = _from_dict(cls, d, where)
         exp.model, exp.training = model, training
         exp.data_files = [str(f) for f in (exp.data_files or [])]
+        exp.freeze = list(exp.freeze or [])
+        exp.training_elements = [int(z) for z in (exp.training_elements or [])]
         return exp
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:

@@ -60,17 +60,53 @@ def make_schedule(cfg: TrainingConfig, batches_per_epoch: int) -> optax.Schedule
     return optax.join_schedules([optax.linear_schedule(init, lr, warm), main], [warm])
 
 
-def make_optimizer(cfg: TrainingConfig, batches_per_epoch: int) -> optax.GradientTransformation:
+def freeze_labels(groups) -> callable:
+    """Label function for ``optax.multi_transform``: ``"frozen"`` for the parameters of the
+    named groups (:data:`dcmnet.config.FREEZE_GROUPS`), ``"trainable"`` for the rest.
+
+    Groups are matched on the top-level module names of :class:`dcmnet.model.DCMNet`:
+    ``embed`` → ``embed``; ``message`` → ``message_<i>``, ``update_<i>_a/b``; ``head`` →
+    ``head_a``, ``head_b``; ``all-but-head`` → everything but ``head_*``.
+    """
+    import jax
+
+    groups = set(groups)
+
+    def frozen(name: str) -> bool:
+        is_head = name.startswith("head")
+        is_msg = name.startswith(("message_", "update_"))
+        return (("embed" in groups and name == "embed") or ("message" in groups and is_msg)
+                or ("head" in groups and is_head) or ("all-but-head" in groups and not is_head))
+
+    def labels(params):
+        def one(path, _):
+            names = [getattr(k, "key", str(k)) for k in path]
+            mod = names[1] if len(names) > 1 and names[0] == "params" else names[0]
+            return "frozen" if frozen(str(mod)) else "trainable"
+        return jax.tree_util.tree_map_with_path(one, params)
+
+    return labels
+
+
+def make_optimizer(cfg: TrainingConfig, batches_per_epoch: int,
+                   freeze=()) -> optax.GradientTransformation:
     """Adam with the schedule, optional global-norm clipping, optional accumulation.
 
     Returns an ``optax.MultiSteps`` when ``gradient_accumulation_steps > 1``: its inner
     optimizer (and so the schedule and clipping) sees the mean gradient of k micro-batches.
+    With ``freeze`` (parameter groups, see :func:`freeze_labels`) the inner optimizer is an
+    ``optax.multi_transform`` that sends the frozen parameters through
+    ``optax.set_to_zero()`` (zero updates: they stay bitwise unchanged) and the others
+    through the optimizer above (clipping then sees the trainable gradients only).
     """
     parts = []
     if cfg.use_grad_clip:
         parts.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
     parts.append(optax.adam(make_schedule(cfg, batches_per_epoch)))
     tx = optax.chain(*parts)
+    if freeze:
+        tx = optax.multi_transform({"trainable": tx, "frozen": optax.set_to_zero()},
+                                   freeze_labels(freeze))
     if cfg.gradient_accumulation_steps > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=cfg.gradient_accumulation_steps)
     return tx

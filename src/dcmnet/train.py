@@ -62,7 +62,8 @@ def _build_steps(model, tx, cfg: ExperimentConfig):
         params = optax.apply_updates(state["params"], updates)
         updated = tx.has_updated(opt_state) if accumulating else jnp.bool_(True)
         ema = jax.tree_util.tree_map(
-            lambda e, p: jnp.where(updated, decay * e + (1.0 - decay) * p, e),
+            # where p == e the average is e: keep it bitwise (frozen parameters stay exact)
+            lambda e, p: jnp.where(updated & (e != p), decay * e + (1.0 - decay) * p, e),
             state["ema_params"], params)
         new = {"params": params, "opt_state": opt_state, "ema_params": ema,
                "step": state["step"] + 1}
@@ -73,6 +74,74 @@ def _build_steps(model, tx, cfg: ExperimentConfig):
         return loss, sums
 
     return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step)
+
+
+def load_init_source(config: ExperimentConfig, train_data: Dataset, console=None) -> dict:
+    """The parameters a fine-tuning run starts from (``config.init_from``), checked.
+
+    ``init_from`` is an experiment folder, a checkpoint folder inside one, or a shipped
+    model's name (resolved by :func:`dcmnet.experiment.load_experiment`). Its validation
+    parameters (EMA when the source used EMA) are returned; optimizer state, schedule and
+    EMA of the new run start fresh.
+
+    Also records ``config.training_elements`` (the elements of ``train_data``) and warns
+    (``UserWarning``) about elements absent from the source's training data.
+
+    Returns:
+        ``{"params", "config" (the source's ExperimentConfig), "path"}``.
+    Raises:
+        ConfigError: the architecture differs (names each differing setting with both
+            values); CheckpointError: no such experiment, checkpoint or model.
+    """
+    import warnings
+
+    from ase.data import chemical_symbols
+
+    from dcmnet.experiment import load_experiment
+
+    src_cfg, _, params, meta = load_experiment(config.init_from)
+    a, b = dataclasses.asdict(src_cfg.model), dataclasses.asdict(config.model)
+    diff = [f"{k} ({a[k]} in the source, {b[k]} here)" for k in b if a.get(k) != b[k]]
+    if diff:
+        raise ConfigError(
+            f"--init-from {config.init_from}: the source model's architecture differs: "
+            f"{', '.join(diff)}. Fine-tuning needs the same architecture: drop these flags "
+            "(they default to the source's when you start from its config: --config "
+            "SOURCE/config.json) or train from scratch.")
+    here = sorted({int(z) for z in np.unique(train_data.Z) if z > 0})
+    config.training_elements = here
+    seen = list(src_cfg.training_elements or
+                (meta.get("config") or {}).get("training_elements") or [])
+    if seen:
+        new = [z for z in here if z not in seen]
+        if new:
+            warnings.warn(
+                f"--init-from {config.init_from}: element(s) "
+                f"{', '.join(f'{chemical_symbols[z]} (Z={z})' for z in new)} are absent from "
+                "the source model's training data; their embedding starts untrained "
+                "(do not freeze 'embed' for them).", UserWarning, stacklevel=2)
+    elif console is not None:
+        console.print(f"note: {config.init_from} does not record its training elements; "
+                      "new elements cannot be checked.")
+    return {"params": params, "config": src_cfg, "path": str(config.init_from)}
+
+
+def record_training_elements(config: ExperimentConfig, train_data: Dataset) -> None:
+    """Store the elements of the training data in ``config`` and in the experiment's
+    ``config.json`` (only that key is rewritten, atomically) when it is not there yet."""
+    import json
+
+    from dcmnet.experiment import CONFIG_NAME
+    from dcmnet.fileio import atomic_write_json
+
+    here = sorted({int(z) for z in np.unique(train_data.Z) if z > 0})
+    config.training_elements = here
+    path = config.experiment_dir / CONFIG_NAME
+    if path.exists():
+        d = json.loads(path.read_text())
+        if d.get("training_elements") != here:
+            d["training_elements"] = here
+            atomic_write_json(path, d)
 
 
 def init_state(model, tx, batch: dict, seed: int) -> dict:
@@ -193,6 +262,7 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
     exp_dir.mkdir(parents=True, exist_ok=True)
     for ds in (train_data, valid_data):
         check_atomic_numbers(ds.Z, mcfg.max_atomic_number)
+    record_training_elements(config, train_data)
 
     model = create_model(**dataclasses.asdict(mcfg))
     both = Dataset.concatenate([train_data, valid_data])
@@ -201,13 +271,22 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
                              seed=config.random_seed, shapes=shapes)
     valid_it = BatchIterator(valid_data, tcfg.batch_size, shuffle=False, shapes=shapes)
     n_batches = len(train_it)
-    tx = make_optimizer(tcfg, n_batches)
+    source = load_init_source(config, train_data, console) if config.init_from else None
+    tx = make_optimizer(tcfg, n_batches, freeze=config.freeze)
     schedule = make_schedule(tcfg, n_batches)
     weights = weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w)
     train_step, eval_step = _build_steps(model, tx, config)
 
     first = next(iter(train_it.epoch_batches(0)))
     state = init_state(model, tx, first, config.random_seed)
+    if source is not None:      # fine-tuning: the source's parameters, fresh optimizer and EMA
+        params = jax.tree_util.tree_map(
+            lambda t, v: jnp.asarray(v, dtype=t.dtype), state["params"], source["params"])
+        state = {"params": params, "opt_state": tx.init(params),
+                 "ema_params": jax.tree_util.tree_map(jnp.array, params),
+                 "step": jnp.int32(0)}
+        console.print(f"fine-tuning from {source['path']}: its parameters, a fresh optimizer, "
+                      f"schedule and EMA; frozen: {', '.join(config.freeze) or 'nothing'}")
     dp = maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console)
     put_batch = dp.put_batch if dp is not None else (lambda b: b)
     store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
