@@ -124,3 +124,69 @@ def test_hdf5_empty_per_atom_field_is_missing_with_warning(tmp_path):
     text = "\n".join(report)
     assert "'mbis_charges' is empty (shape (0,)); treated as missing" in text
     assert "'scf_dipole' is empty (shape (0, 3)); treated as missing" in text
+
+
+# ------------------------------------------------------------------ item 1: A.B SMILES
+def test_multi_fragment_smiles_fragments_placed_apart():
+    pytest.importorskip("rdkit")
+    from dcmnet.generate.molecules import (MIN_FRAGMENT_SEPARATION, MoleculeSpec,
+                                           embed_conformers)
+    spec = MoleculeSpec(name="nacl_water", net_charge=0, smiles="[Na+].[Cl-].O")
+    confs = embed_conformers(spec, 2, seed=0, displacement=0.0)
+    for Z, R in confs:
+        assert list(Z) == [11, 17, 8, 1, 1]
+        frags = [[0], [1], [2, 3, 4]]
+        for a in range(3):
+            for b in range(a + 1, 3):
+                d = np.linalg.norm(R[frags[a]][:, None] - R[frags[b]][None], axis=-1)
+                assert d.min() >= MIN_FRAGMENT_SEPARATION - 1e-9
+        # the water keeps its internal geometry (O-H about 0.96 Å)
+        assert 0.9 < np.linalg.norm(R[3] - R[2]) < 1.05
+
+
+def test_single_fragment_embedding_unchanged():
+    """Single-fragment molecules get exactly RDKit's coordinates (bundled data reproducible)."""
+    pytest.importorskip("rdkit")
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    from dcmnet.generate.molecules import MoleculeSpec, embed_conformers
+    (Z, R), = embed_conformers(MoleculeSpec("m", 0, smiles="CO"), 1, seed=3, optimize=False)
+    mol = Chem.AddHs(Chem.MolFromSmiles("CO"))
+    p = AllChem.ETKDGv3()
+    p.randomSeed = 3
+    AllChem.EmbedMultipleConfs(mol, numConfs=1, params=p)
+    np.testing.assert_array_equal(R, mol.GetConformer(0).GetPositions())
+
+
+@pytest.mark.qm
+def test_generate_refuses_overlapping_structure_before_qm(tmp_path, capsys):
+    pytest.importorskip("pyscf")
+    from dcmnet.cli import main
+    (tmp_path / "bad.xyz").write_text("3\n\nO 0 0 0\nH 0.05 0 0\nH 0 0.96 0\n")
+    (tmp_path / "ok.xyz").write_text("2\n\nH 0 0 0\nH 0.74 0 0\n")
+    rc = main(["generate", "--structures", str(tmp_path / "bad.xyz"), str(tmp_path / "ok.xyz"),
+               "--out", str(tmp_path / "d.npz"), "--method", "hf", "--basis", "sto-3g",
+               "--workers", "1", "--no-progress", "--shells", "1.4", "--density", "0.3"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "bad__0000: atoms 0 and 1 are 0.050 Å apart" in err
+    ds = Dataset.load(tmp_path / "d.npz")
+    assert list(ds.name) == ["ok"]
+
+
+# ------------------------------------------------------------------ item 7: basis lacks element
+@pytest.mark.qm
+def test_generate_checks_basis_and_aux_basis_before_starting(tmp_path, capsys):
+    pytest.importorskip("pyscf")
+    from dcmnet.cli import main
+    (tmp_path / "na.xyz").write_text("1\n\nNa 0 0 0\n")
+    rc = main(["generate", "--structures", str(tmp_path / "na.xyz"), "--charge", "1",
+               "--out", str(tmp_path / "d.npz"), "--method", "hf", "--basis", "6-31g",
+               "--workers", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err
+    flat = " ".join(err.split())
+    assert "hf/6-31g with density fitting cannot treat a molecule with the elements Na" in flat
+    assert "--no-density-fit" in flat
+    assert not (tmp_path / "d.work" / "conformers").exists() or not list(
+        (tmp_path / "d.work" / "conformers").iterdir())

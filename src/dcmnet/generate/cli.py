@@ -105,6 +105,17 @@ def run_generate(args) -> int:
         out.with_suffix("").name + ".work")
     embed_failed: dict[str, str] = {}
     jobs = plan_jobs(specs, settings, failures=embed_failed)
+    from dcmnet.generate.molecules import check_geometry
+    from dcmnet.generate.qm import check_basis
+    ok_jobs = []
+    for j in jobs:
+        try:
+            check_geometry(j.Z, j.R, j.key)
+            ok_jobs.append(j)
+        except DCMNetError as exc:
+            embed_failed[j.key] = str(exc)
+    jobs = ok_jobs
+    check_basis([j.Z for j in jobs], settings.method, settings.basis, settings.density_fit)
     if embed_failed:
         import json
 

@@ -6,6 +6,9 @@ is a triple bond). The net charge defaults to the sum of the SMILES formal charg
 given, it must agree with them. Structure files (``.xyz``, ``.extxyz``, ``.sdf``, ``.pdb`` …)
 are read with ASE, every frame a conformer; their net charge comes from ``--charge`` or the
 file's ``charge`` info key (extxyz), else 0.
+
+A SMILES with several components (``A.B``) is embedded per fragment by RDKit and the
+fragments are then placed :data:`MIN_FRAGMENT_SEPARATION` Å apart (:func:`separate_fragments`).
 """
 from __future__ import annotations
 
@@ -125,6 +128,60 @@ def read_structure_file(path: str | Path, net_charge: int | None = None) -> Mole
                         frames=[(a.numbers.copy(), a.positions.copy()) for a in frames])
 
 
+#: Smallest distance (Å) between atoms of different fragments of a multi-fragment SMILES
+#: (``A.B``) after :func:`separate_fragments`; beyond typical hydrogen-bond (1.8-2.0 Å) and
+#: ion-pair contact (2.2-2.8 Å) distances, so fragments neither overlap nor bond.
+MIN_FRAGMENT_SEPARATION = 3.0
+
+
+def separate_fragments(R: np.ndarray, fragments, min_sep: float = MIN_FRAGMENT_SEPARATION
+                       ) -> np.ndarray:
+    """Place the fragments of one structure apart along x (deterministic).
+
+    RDKit embeds the components of ``A.B`` independently, all around the origin (atoms of
+    different fragments 0.05-0.3 Å apart). Fragment k (in RDKit's order) is centred, then
+    shifted along +x so that its smallest x is ``min_sep`` beyond the largest x of the
+    fragments before it; the x gap alone guarantees every inter-fragment distance ≥
+    ``min_sep``. Fragment 0 is not moved.
+
+    Args:
+        R: (N, 3) positions, Å; fragments: tuples of atom indices (``Chem.GetMolFrags``).
+    Returns:
+        (N, 3) new positions, Å.
+    """
+    R = np.array(R, dtype=np.float64, copy=True)
+    if len(fragments) < 2:
+        return R
+    placed = list(fragments[0])
+    for frag in fragments[1:]:
+        f = list(frag)
+        P = R[f] - R[f].mean(0) + R[placed].mean(0) * np.array([0.0, 1.0, 1.0])
+        P[:, 0] += R[placed, 0].max() - P[:, 0].min() + min_sep
+        R[f] = P
+        placed += f
+    return R
+
+
+def check_geometry(Z, R, name: str) -> None:
+    """Refuse a conformer with two atoms closer than
+    :data:`dcmnet.data.sanity.MIN_ATOM_DISTANCE` (before any QM is spent on it).
+
+    Raises:
+        DataError: names the molecule, the atoms and their distance.
+    """
+    from dcmnet.data.sanity import MIN_ATOM_DISTANCE
+    R = np.asarray(R, float)
+    if len(R) < 2:
+        return
+    d = np.linalg.norm(R[:, None] - R[None], axis=-1)
+    d[np.diag_indices(len(R))] = np.inf
+    if d.min() < MIN_ATOM_DISTANCE:
+        a, b = sorted(np.unravel_index(np.argmin(d), d.shape))
+        raise DataError(f"{name}: atoms {a} and {b} are {d.min():.3f} Å apart (closer than "
+                        f"{MIN_ATOM_DISTANCE} Å: overlapping atoms); no QM was run for it. Fix "
+                        "the geometry (for structure files) or the SMILES.")
+
+
 def embed_conformers(spec: MoleculeSpec, n_conformers: int, seed: int = 0,
                      optimize: bool = True, displacement: float = 0.0) -> list[tuple]:
     """Conformers of a SMILES molecule with hydrogens: list of (Z (N,), R (N, 3) Å).
@@ -133,6 +190,10 @@ def embed_conformers(spec: MoleculeSpec, n_conformers: int, seed: int = 0,
     Gaussian random displacements of every atom (standard deviation ``displacement`` Å,
     seeded), so that even rigid molecules give distinct geometries. Deterministic for a
     given seed and RDKit version.
+
+    A SMILES with several components (``A.B``: an ion pair, a dimer) has its fragments
+    placed apart by :func:`separate_fragments` (at least :data:`MIN_FRAGMENT_SEPARATION`
+    Å between atoms of different fragments); single-fragment molecules are unchanged.
 
     Raises:
         DataError: RDKit cannot embed the molecule.
@@ -153,10 +214,13 @@ def embed_conformers(spec: MoleculeSpec, n_conformers: int, seed: int = 0,
             pass
     rng = np.random.default_rng(seed)
     Z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int32)
+    frags = Chem.GetMolFrags(mol)
     out = []
     for k in range(n_conformers):
         cid = cids[k % len(cids)]
         R = np.array(mol.GetConformer(cid).GetPositions(), dtype=np.float64)
+        if len(frags) > 1:
+            R = separate_fragments(R, frags)
         if displacement > 0 or k >= len(cids):
             R = R + rng.normal(scale=max(displacement, 0.02), size=R.shape)
         out.append((Z.copy(), R))

@@ -50,6 +50,50 @@ def build_molecule(Z, R, net_charge: int = 0, basis: str = DEFAULT_BASIS):
                  verbose=0)
 
 
+def check_basis(element_sets, method: str = DEFAULT_METHOD, basis: str = DEFAULT_BASIS,
+                density_fit: bool = True) -> None:
+    """Check before any SCF that the basis (and the density-fitting auxiliary basis PySCF
+    picks for it) covers every element, so a long run never aborts on one molecule.
+
+    PySCF chooses the auxiliary basis per molecule from the orbital basis and the method
+    (e.g. cc-pVDZ-JKFIT for HF/6-31G, which lacks Na), so each distinct element set is probed
+    with its atoms 6 Å apart (builds the basis and the 3-index integrals; no SCF).
+
+    Args:
+        element_sets: iterable of iterables of atomic numbers (one per molecule).
+    Raises:
+        DataError: an element the basis or the auxiliary basis lacks (names the elements,
+            the molecule's elements, and the fix: another --basis, or --no-density-fit).
+    """
+    import warnings
+
+    gto, scf, dft = _pyscf()
+    from ase.data import chemical_symbols
+
+    for els in sorted({tuple(sorted({int(z) for z in e})) for e in element_sets}):
+        names = " ".join(chemical_symbols[z] for z in els)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mol = gto.M(atom=[(z, (6.0 * i, 0.0, 0.0)) for i, z in enumerate(els)],
+                            unit="Angstrom", basis=basis, spin=sum(els) % 2, verbose=0)
+                if density_fit:
+                    mf = scf.RHF(mol) if method.lower() in ("hf", "rhf") else dft.RKS(mol)
+                    if not method.lower() in ("hf", "rhf"):
+                        mf.xc = method
+                    mf = mf.density_fit()
+                    mf.with_df.build()
+        except Exception as exc:  # noqa: BLE001 - PySCF raises several types (BasisNotFoundError, KeyError, RuntimeError)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            what = "auxiliary (density-fitting) basis" if "fit" in first.lower() else "basis"
+            raise DataError(
+                f"{method}/{basis}{' with density fitting' if density_fit else ''} cannot "
+                f"treat a molecule with the elements {names}: {first} (the {what} lacks an "
+                "element). Nothing was computed. Fix: choose a basis that covers every element "
+                "(e.g. --basis def2-svp, which covers H-Rn)"
+                + (", or pass --no-density-fit" if density_fit else "") + ".") from None
+
+
 def run_scf(mol, method: str = DEFAULT_METHOD, density_fit: bool = True,
             grid_level: int = 1, conv_tol: float = 1e-9, max_cycle: int = 100):
     """Run a closed-shell SCF and return the converged PySCF object.
@@ -138,6 +182,11 @@ def compute_conformer(Z, R, net_charge: int, grid: np.ndarray, method: str = DEF
     m = atomic_masses[np.asarray(Z, int)]
     com = (m[:, None] * np.asarray(R, float)).sum(0) / m.sum()
     dip = dipole_about(mol, dm, com)
+    from dcmnet.data.sanity import MAX_ESP_OUTSIDE
+    if len(esp) and float(np.abs(esp).max()) > MAX_ESP_OUTSIDE:
+        raise DataError(f"the computed ESP reaches {np.abs(esp).max():.3g} Hartree/e on the "
+                        f"vdW shells (real molecules stay below {MAX_ESP_OUTSIDE:g}); the "
+                        "geometry or the net charge is wrong; not written.")
     mono = fit_monopoles(R, grid, esp, net_charge)
     return {"esp": esp, "dipole": dip, "mono": mono, "energy": float(mf.e_tot),
             "seconds": time.perf_counter() - t0}
