@@ -143,6 +143,13 @@ def test_periodic_min_image_cutoff_and_stress(tiny_model):
             em = float(e_strain(at.positions @ (np.eye(3) - eps), cell @ (np.eye(3) - eps)))
             fd = (ep - em) / (2 * h * V * (1 if i == j else 2))
             assert a["stress"][i, j] == pytest.approx(fd, rel=1e-3, abs=1e-7)
+        # the per-axis (orthorhombic) minimum image equals the general matrix form
+        qs, xs = a["charges"].reshape(-1), a["positions"].reshape(-1, 3) + [7.0, -3.0, 12.0]
+        ms = np.repeat(sysm.mol, sysm.n_dcm)
+        e_o = coulomb_energy(qs, xs, ms, cell=cell, cutoff=4.4, orthorhombic=True)
+        e_g = coulomb_energy(qs, xs, ms, cell=cell, cutoff=4.4, orthorhombic=False)
+        assert float(e_o) == pytest.approx(float(e_g), rel=1e-10)
+        assert float(e_g) == pytest.approx(a["energy"], rel=1e-9)
         with pytest.raises(ConfigError, match="half the smallest"):
             DCMSystem(model, params, at.numbers, molecule_ids(at), [0, 0],
                       cutoff=5.0).compute(at.positions, cell=cell)

@@ -117,7 +117,7 @@ def _min_image(d, cell, inv_cell):
 
 def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: float | None = None,
                    method: str | None = None, epsilon_rf: float = DEFAULT_EPSILON_RF,
-                   block_size: int = 1024):
+                   block_size: int = 1024, orthorhombic: bool | None = None):
     """Electrostatic energy of the module docstring, eV (differentiable w.r.t. everything).
 
     Args:
@@ -132,6 +132,9 @@ def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: floa
             ``"coulomb"``.
         epsilon_rf: dielectric constant of the reaction field.
         block_size: sites per block of the pair sum (memory vs speed).
+        orthorhombic: use the per-axis minimum image (about 4× faster; only valid for a
+            diagonal cell, and not for derivatives w.r.t. shear of the cell); default:
+            detected when ``cell`` is concrete, else the general (matrix) form.
     Returns:
         scalar energy, eV, in the dtype of ``x``.
     Raises:
@@ -155,9 +158,14 @@ def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: floa
     xr = jnp.concatenate([x, jnp.zeros((pad, 3), dtype)]).reshape(nb, bs, 3)
     qr = jnp.concatenate([q, jnp.zeros((pad,), dtype)]).reshape(nb, bs)
     mr = jnp.concatenate([mol, -jnp.ones((pad,), jnp.int32)]).reshape(nb, bs)
+    ortho = bool(orthorhombic)
     if periodic:
+        if orthorhombic is None and not isinstance(cell, jax.core.Tracer):
+            c = np.asarray(cell)
+            ortho = bool(np.all(c == np.diag(np.diag(c))))
         cell = jnp.asarray(cell, dtype)
         inv_cell = jnp.linalg.inv(cell)
+        lengths = jnp.diagonal(cell)
     rc2 = float(cutoff) ** 2 if cutoff is not None else None
     has_ext = ext_q is not None and np.shape(ext_q)[0] > 0
     if has_ext:
@@ -166,7 +174,9 @@ def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: floa
 
     def pair_sum(xi, qi, ok, xj, qj):
         d = xj[None, :, :] - xi[:, None, :]
-        if periodic:
+        if periodic and ortho:                       # orthorhombic: per axis, no matmul
+            d = d - lengths * jnp.round(jax.lax.stop_gradient(d / lengths))
+        elif periodic:
             d = _min_image(d, cell, inv_cell)
         r2 = jnp.sum(d * d, axis=-1)
         if rc2 is not None:

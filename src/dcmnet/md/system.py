@@ -119,7 +119,8 @@ class DCMSystem:
         xa = x.reshape(-1, self.n_dcm, 3)[order]
         return qa, xa
 
-    def energy(self, R, ext_q=None, ext_x=None, cell=None, strain=None, params=None):
+    def energy(self, R, ext_q=None, ext_x=None, cell=None, strain=None, params=None,
+               orthorhombic: bool | None = None):
         """Electrostatic energy (eV) as a JAX function of the nuclear positions ``R`` (N, 3)
         Å, external charges ``ext_q`` (K,) e at ``ext_x`` (K, 3) Å and the cell (3, 3) Å;
         ``strain`` (3, 3) deforms atoms, external charges and cell by ``(I + strain)``."""
@@ -135,7 +136,8 @@ class DCMSystem:
         site_mol = np.repeat(self.mol, self.n_dcm)
         return coulomb_energy(q.reshape(-1), x.reshape(-1, 3), site_mol, ext_q, ext_x,
                               cell=cell, cutoff=self.cutoff, method=self.method,
-                              epsilon_rf=self.epsilon_rf, block_size=self.block_size)
+                              epsilon_rf=self.epsilon_rf, block_size=self.block_size,
+                              orthorhombic=None if strain is not None else orthorhombic)
 
     def predict_sites(self, R) -> tuple[np.ndarray, np.ndarray]:
         """Charges (N, n_dcm) e and sites (N, n_dcm, 3) Å for positions ``R`` (N, 3) Å
@@ -151,16 +153,17 @@ class DCMSystem:
         return np.asarray(q, np.float64), np.asarray(x, np.float64)
 
     # ------------------------------------------------------------------ compute
-    def _fn(self, periodic: bool, n_ext: int, stress: bool):
+    def _fn(self, periodic: bool, n_ext: int, stress: bool, ortho: bool = False):
         import jax
 
-        key = (periodic, n_ext, stress)
+        key = (periodic, n_ext, stress, ortho)
         if key not in self._fns:
             def f(params, R, ext_q, ext_x, cell):
                 def e(R, ext_x, strain):
                     return self.energy(R, ext_q if n_ext else None, ext_x if n_ext else None,
                                        cell if periodic else None,
-                                       strain if stress else None, params)
+                                       strain if stress else None, params,
+                                       orthorhombic=ortho and not stress)
                 zero = jax.numpy.zeros((3, 3), R.dtype)
                 E, (gR, gX, gS) = jax.value_and_grad(e, argnums=(0, 1, 2))(R, ext_x, zero)
                 q, x = self.sites(R, params)
@@ -200,8 +203,9 @@ class DCMSystem:
         else:
             eq, ex = np.zeros(0), np.zeros((0, 3))
         dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        fn = self._fn(periodic, len(eq), bool(stress and periodic))
         c = np.asarray(cell, np.float64) if periodic else np.eye(3)
+        ortho = bool(periodic and np.all(c == np.diag(np.diag(c))))
+        fn = self._fn(periodic, len(eq), bool(stress and periodic), ortho)
         E, gR, gX, gS, q, x = jax.device_get(fn(self._params(dt), jnp.asarray(R, dt), jnp.asarray(eq, dt),
                                                 jnp.asarray(ex, dt), jnp.asarray(c, dt)))
         out = {"energy": float(E), "forces": -np.asarray(gR, np.float64),
