@@ -190,3 +190,47 @@ def test_generate_checks_basis_and_aux_basis_before_starting(tmp_path, capsys):
     assert "--no-density-fit" in flat
     assert not (tmp_path / "d.work" / "conformers").exists() or not list(
         (tmp_path / "d.work" / "conformers").iterdir())
+
+
+# ------------------------------------------------------------------ item 2: M  CHG in SDF
+ACETATE_SDF = """acetate
+  manual
+
+  4  3  0  0  0  0  0  0  0  0999 V2000
+    0.0000    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    1.5200    0.0000    0.0000 C   0  0  0  0  0  0  0  0  0  0  0  0
+    2.1500    1.0800    0.0000 O   0  0  0  0  0  0  0  0  0  0  0  0
+    2.1500   -1.0800    0.0000 O   0  0  0  0  0  0  0  0  0  0  0  0
+  1  2  1  0
+  2  3  2  0
+  2  4  1  0
+M  CHG  1   4  -1
+M  END
+$$$$
+"""
+
+
+def test_sdf_formal_charges_are_the_net_charge(tmp_path):
+    pytest.importorskip("rdkit")
+    from dcmnet.predict import read_structures, structure_charge
+    p = tmp_path / "acetate.sdf"
+    p.write_text(ACETATE_SDF)
+    (a,) = read_structures(p)
+    assert structure_charge(a, strict=True) == -1.0
+    from dcmnet.generate.molecules import read_structure_file
+    assert read_structure_file(p).net_charge == -1
+
+
+def test_odd_electron_count_without_charge_is_refused(tmp_path):
+    from dcmnet.predict import read_structures, structure_charge
+    p = tmp_path / "oh.xyz"
+    p.write_text("2\n\nO 0 0 0\nH 0.97 0 0\n")
+    (a,) = read_structures(p)
+    with pytest.raises(DataError, match=r"oh\.xyz@0 \(HO\): no net charge is given and charge 0 "
+                                        r"leaves 9 electrons"):
+        structure_charge(a, strict=True)
+    assert structure_charge(a, -1) == -1.0
+    from dcmnet.generate.molecules import read_structure_file
+    with pytest.raises(DataError, match=r"oh\.xyz: no net charge is given"):
+        read_structure_file(p)
+    assert read_structure_file(p, -1).net_charge == -1

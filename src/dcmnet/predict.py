@@ -67,24 +67,47 @@ def read_structures(paths, index: str = ":") -> list:
         got = got if isinstance(got, list) else [got]
         if not got or any(len(a) == 0 for a in got):
             raise DataError(f"{p}: a structure without atoms.")
+        from dcmnet.data.readers.base import mol_formal_charges
+        formal = mol_formal_charges(p)
         for k, a in enumerate(got):
             a.info.setdefault("source", f"{p}@{k}")
+            if formal is not None and k < len(formal) and "charge" not in a.info:
+                a.info["charge"] = float(formal[k])
+                a.info["charge_source"] = "formal charges (M  CHG)"
         frames.extend(got)
     if not frames:
         raise DataError("no structures given.")
     return frames
 
 
-def structure_charge(atoms, charge: float | None = None) -> float:
+def structure_charge(atoms, charge: float | None = None, strict: bool = False) -> float:
     """Net charge (e) of a structure: ``charge``, else ``atoms.info`` ``charge`` /
-    ``net_charge`` / ``total_charge``, else the rounded sum of the initial charges."""
+    ``net_charge`` / ``total_charge`` (SDF/MOL files read by :func:`read_structures` carry
+    the sum of their ``M  CHG`` formal charges there), else the rounded sum of the initial
+    charges, else 0.
+
+    Args:
+        strict: when no charge is known and charge 0 gives an odd electron count (a
+            radical, almost always a missing charge), raise instead of returning 0.
+    Raises:
+        DataError: (``strict``) odd electron count with no known net charge.
+    """
     if charge is not None:
         return float(charge)
     for key in ("charge", "net_charge", "total_charge"):
         if key in atoms.info:
             return float(atoms.info[key])
     q = atoms.get_initial_charges()
-    return float(np.round(q.sum())) if q.size else 0.0
+    if q.size and np.any(q != 0):
+        return float(np.round(q.sum()))
+    n_elec = int(np.sum(atoms.get_atomic_numbers()))
+    if strict and n_elec % 2:
+        src = atoms.info.get("source", "a structure")
+        raise DataError(f"{src} ({atoms.get_chemical_formula()}): no net charge is given and "
+                        f"charge 0 leaves {n_elec} electrons (odd: a radical). Give the net "
+                        "charge: --charge Q, 'charge=Q' in the extxyz comment line, or M  CHG "
+                        "formal charges in an SDF/MOL file.")
+    return 0.0
 
 
 @dataclasses.dataclass
@@ -349,7 +372,7 @@ class Predictor:
             structures = [structures]
         structures = list(structures)
         if charge is None or np.isscalar(charge):
-            qs = [structure_charge(a, charge) for a in structures]
+            qs = [structure_charge(a, charge, strict=True) for a in structures]
         else:
             qs = [float(c) for c in charge]
         return self.predict_arrays([a.get_atomic_numbers() for a in structures],

@@ -4,8 +4,9 @@ Molecule list file (``.smi``/``.txt``): one molecule per line, ``SMILES [name] [
 ``#`` at the start of a line or after white space starts a comment (a ``#`` inside a SMILES
 is a triple bond). The net charge defaults to the sum of the SMILES formal charges; if
 given, it must agree with them. Structure files (``.xyz``, ``.extxyz``, ``.sdf``, ``.pdb`` …)
-are read with ASE, every frame a conformer; their net charge comes from ``--charge`` or the
-file's ``charge`` info key (extxyz), else 0.
+are read with ASE, every frame a conformer; their net charge comes from ``--charge``, the
+SDF/MOL formal charges (``M  CHG``, read with RDKit), or the file's ``charge`` info key
+(extxyz), else 0 (refused when 0 leaves an odd electron count).
 
 A SMILES with several components (``A.B``) is embedded per fragment by RDKit and the
 fragments are then placed :data:`MIN_FRAGMENT_SEPARATION` Å apart (:func:`separate_fragments`).
@@ -123,7 +124,22 @@ def read_structure_file(path: str | Path, net_charge: int | None = None) -> Mole
             raise DataError(f"{path}: frame {k} has different atoms than frame 0; put each "
                             "molecule in its own file.")
     if net_charge is None:
-        net_charge = int(round(float(frames[0].info.get("charge", 0))))
+        from dcmnet.data.readers.base import mol_formal_charges
+        formal = mol_formal_charges(path)
+        if formal:
+            if len(set(formal)) > 1:
+                raise DataError(f"{path}: records have different formal charges {formal}; "
+                                "put each molecule in its own file.")
+            net_charge = formal[0]
+        elif "charge" in frames[0].info:
+            net_charge = int(round(float(frames[0].info["charge"])))
+        else:
+            net_charge = 0
+            if int(z0.sum()) % 2:
+                raise DataError(f"{path}: no net charge is given and charge 0 leaves "
+                                f"{int(z0.sum())} electrons (odd: a radical; only closed shells "
+                                "are computed). Give --charge Q, 'charge=Q' in the extxyz "
+                                "comment line, or M  CHG formal charges in an SDF/MOL file.")
     return MoleculeSpec(name=_safe_name(path.stem), net_charge=int(net_charge),
                         frames=[(a.numbers.copy(), a.positions.copy()) for a in frames])
 

@@ -528,3 +528,30 @@ def match_geometry(path, geometry: Geometry, R_data_angstrom: np.ndarray,
         raise err(path, f"atoms differ from those of {geometry.source.name} by up to "
                   f"{dev:.3f} Å.", "Use the geometry of the same calculation (same "
                   "orientation and order)." + hint)
+
+
+def mol_formal_charges(path: PathLike) -> list[int] | None:
+    """Total formal charge (e) of every record of an SDF/MOL file, read with RDKit (the
+    ``M  CHG`` lines and atom-block charge codes, which ASE's reader drops).
+
+    Returns:
+        one integer per record (file order), or None when RDKit is missing or the file is
+        not SDF/MOL (``.sdf``, ``.mol``, ``.sd``).
+    Raises:
+        DataError: a record RDKit cannot read (names the file and record).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".sdf", ".mol", ".sd"):
+        return None
+    try:
+        from rdkit import Chem, RDLogger
+    except ImportError:  # pragma: no cover - optional extra
+        return None
+    RDLogger.DisableLog("rdApp.*")
+    out = []
+    for k, mol in enumerate(Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)):
+        if mol is None:
+            raise DataError(f"{path}: record {k} could not be read by RDKit (formal charges "
+                            "unknown); fix the record or give --charge.")
+        out.append(int(sum(a.GetFormalCharge() for a in mol.GetAtoms())))
+    return out
