@@ -234,3 +234,17 @@ def test_odd_electron_count_without_charge_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"oh\.xyz: no net charge is given"):
         read_structure_file(p)
     assert read_structure_file(p, -1).net_charge == -1
+
+
+# ------------------------------------------------------------------ item 15: folder after data
+def test_train_on_bad_data_leaves_no_experiment_folder(tmp_path, capsys):
+    from dcmnet.cli import main
+    m = _water_molecule()
+    m["R"] = m["R"].copy()
+    m["R"][2] = m["R"][1]
+    Dataset.from_molecules([m, _water_molecule()]).save(tmp_path / "bad.npz")
+    rc = main(["train", "--name", "t", "--output-dir", str(tmp_path / "exp"),
+               "--data-files", str(tmp_path / "bad.npz"), "--num-epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err and "atoms 1 and 2 of molecule 0" in err
+    assert not (tmp_path / "exp" / "t").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dcmnet.config import ExperimentConfig, create_default_config, provenance
 from dcmnet.data.prepare import prepare_datasets  # noqa: F401  (public name)
-from dcmnet.errors import ConfigError
+from dcmnet.errors import ConfigError, DataError
 from dcmnet.experiment import CONFIG_NAME, LOCK_NAME, SPLIT_NAME, experiment_lock
 from dcmnet.fileio import check_folder
 
@@ -62,18 +62,30 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
     name = name or (config.name if config is not None else "dcmnet")
     cfg = create_default_config(name, **{**base, **overrides})
     exp_dir = check_folder(cfg.experiment_dir, "--output-dir / --name")
-    with experiment_lock(exp_dir):
-        return _run_locked(cfg, exp_dir, console=console, overwrite=overwrite,
-                           restart_checkpoint=restart_checkpoint, progress=progress,
-                           table_every=table_every, stop_after_epochs=stop_after_epochs,
-                           mlflow=mlflow, verbose=verbose, on_epoch_end=on_epoch_end)
+    from dcmnet.data.loader import load_dataset
+
+    # the data is read and checked before the experiment folder exists: bad data never
+    # leaves an empty folder (with its .lock) behind
+    data = load_dataset(cfg.data_files or None, verbose=True)
+    created = not exp_dir.exists()
+    try:
+        with experiment_lock(exp_dir):
+            return _run_locked(cfg, exp_dir, console=console, overwrite=overwrite,
+                               restart_checkpoint=restart_checkpoint, progress=progress,
+                               table_every=table_every, stop_after_epochs=stop_after_epochs,
+                               mlflow=mlflow, verbose=verbose, on_epoch_end=on_epoch_end,
+                               data=data)
+    except (ConfigError, DataError):
+        if created and exp_dir.is_dir() and {p.name for p in exp_dir.iterdir()} <= {
+                LOCK_NAME, SPLIT_NAME, CONFIG_NAME}:
+            shutil.rmtree(exp_dir, ignore_errors=True)
+        raise
 
 
 def _run_locked(cfg: ExperimentConfig, exp_dir: Path, *, console, overwrite,
                 restart_checkpoint, progress, table_every, stop_after_epochs, mlflow,
-                verbose, on_epoch_end):
+                verbose, on_epoch_end, data):
     from dcmnet.checkpoint import CheckpointStore
-    from dcmnet.data.loader import load_dataset
     from dcmnet.data.split import load_split, save_split, split_indices
     from dcmnet.evaluate import evaluate_model, summary_table, write_json
     from dcmnet.train import train_model
@@ -96,7 +108,6 @@ def _run_locked(cfg: ExperimentConfig, exp_dir: Path, *, console, overwrite,
             console.print(f"continuing {exp_dir} with changed training settings: "
                           + "; ".join(notes))
 
-    data = load_dataset(cfg.data_files or None, verbose=True)
     split_path = exp_dir / SPLIT_NAME
     if split_path.exists():
         split = load_split(split_path, n_molecules=len(data))
