@@ -206,8 +206,9 @@ class DCMSystem:
         c = np.asarray(cell, np.float64) if periodic else np.eye(3)
         ortho = bool(periodic and np.all(c == np.diag(np.diag(c))))
         fn = self._fn(periodic, len(eq), bool(stress and periodic), ortho)
-        E, gR, gX, gS, q, x = jax.device_get(fn(self._params(dt), jnp.asarray(R, dt), jnp.asarray(eq, dt),
-                                                jnp.asarray(ex, dt), jnp.asarray(c, dt)))
+        E, gR, gX, gS, q, x = jax.device_get(
+            fn(self._params(dt), jnp.asarray(R, dt), jnp.asarray(eq, dt), jnp.asarray(ex, dt),
+               jnp.asarray(c, dt)))
         out = {"energy": float(E), "forces": -np.asarray(gR, np.float64),
                "external_forces": -np.asarray(gX, np.float64),
                "charges": np.asarray(q, np.float64), "positions": np.asarray(x, np.float64)}
