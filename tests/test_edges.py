@@ -248,3 +248,23 @@ def test_train_on_bad_data_leaves_no_experiment_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err and "atoms 1 and 2 of molecule 0" in err
     assert not (tmp_path / "exp" / "t").exists()
+
+
+# ------------------------------------------------------------------ item 16: small ones
+def test_misspelled_subcommand_suggests(capsys):
+    from dcmnet.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["trian", "--name", "x"])
+    assert e.value.code == 2
+    assert "unknown command 'trian' (did you mean train?)" in capsys.readouterr().err
+
+
+def test_help_texts_generate_defaults_and_predict_arguments():
+    from dcmnet.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    gen = sub.choices["generate"].format_help()
+    assert "(default: def2-svp)" in gen and "(default: 10)" in gen
+    pred = sub.choices["predict"]
+    missing = [a.dest for a in pred._actions if not a.help and a.dest != "help"]
+    assert missing == []

@@ -47,6 +47,20 @@ def _unknown_arguments(parser, args, extra: list[str]) -> None:
     target.error(msg)
 
 
+def _check_command(parser, argv: list[str]) -> None:
+    """A misspelled subcommand: usage and a close match ("did you mean train?"); exits 2."""
+    import difflib
+
+    if not argv or argv[0].startswith("-"):
+        return
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv[0] not in sub.choices:
+        close = difflib.get_close_matches(argv[0], list(sub.choices), n=1)
+        parser.error(f"unknown command {argv[0]!r}"
+                     + (f" (did you mean {close[0]}?)" if close else "")
+                     + f"; commands: {', '.join(sub.choices)}")
+
+
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
     from dcmnet import cli_analysis, cli_data, cli_export, cli_models, cli_train, cli_tune
@@ -60,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    _check_command(parser, argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unknown_arguments(parser, args, extra)

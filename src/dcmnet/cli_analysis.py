@@ -79,18 +79,25 @@ def add_parsers(sub) -> None:
                                    "predictions.dcm (plain text: atom charge x y z per site, "
                                    "e and Å), and predictions_esp.npz with --esp.")
     r.add_argument("experiment", help="experiment folder or checkpoint folder")
-    r.add_argument("--structures", nargs="+", required=True, metavar="FILE")
+    r.add_argument("--structures", nargs="+", required=True, metavar="FILE",
+                   help="structure files read with ASE (xyz, extxyz, sdf, pdb, ...); SDF/MOL "
+                        "formal charges (M  CHG) give the net charge")
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    r.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    r.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                   help="which checkpoint of the experiment to use (default best)")
     r.add_argument("--charge", type=float, default=None,
-                   help="net charge of every structure, e (default: from the file, else 0)")
+                   help="net charge of every structure, e (default: from the file: extxyz "
+                        "'charge=', SDF formal charges; else 0, refused for an odd electron "
+                        "count)")
     r.add_argument("--index", default=":", help="ASE frame selection, e.g. ':' or '::10'")
     r.add_argument("--esp", action=BOOL, default=False,
                    help="ESP on generated vdW-shell points (predictions_esp.npz)")
     r.add_argument("--formats", nargs="+", default=["extxyz", "json", "csv", "dcm"],
-                   choices=("extxyz", "json", "csv", "dcm"))
+                   choices=("extxyz", "json", "csv", "dcm"),
+                   help="output files to write (default: all four)")
     r.add_argument("--batch-size", type=int, default=64, help="frames per forward pass")
-    r.add_argument("--progress", action=BOOL, default=True)
+    r.add_argument("--progress", action=BOOL, default=True,
+                   help="show a progress bar (default on)")
     r.set_defaults(func=run_predict)
 
 
@@ -177,7 +184,7 @@ def run_predict(args) -> int:
     res = pred.predict(frames, charge=args.charge, esp=args.esp, progress=args.progress,
                        console=console)
     files = write_predictions(res, args.out, formats=args.formats)
-    console.print(f"{len(res)} structures, {int(res.n_atoms.sum())} atoms, n_dcm "
+    console.print(f"{len(res)} structure{'s' if len(res) != 1 else ''}, {int(res.n_atoms.sum())} atoms, n_dcm "
                   f"{pred.n_dcm}: {len(res) / res.seconds:.1f} frames/s", highlight=False)
     for f in files:
         console.print(f"wrote {f}", highlight=False)

@@ -96,7 +96,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
                    help="data to evaluate on (default: the experiment's validation set)")
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best")
-    e.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON")
+    e.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON to OUT ('-': stdout, as without --json)")
     e.add_argument("--batch-size", type=int, default=16)
     e.set_defaults(func=run_evaluate)
 
@@ -142,7 +142,7 @@ def run_evaluate(args) -> int:
     from dcmnet.experiment import SPLIT_NAME, find_experiment_dir, load_experiment
 
     console = Console(stderr=True)
-    if args.json:
+    if args.json and args.json != "-":
         from pathlib import Path
 
         from dcmnet.fileio import check_folder
@@ -159,7 +159,7 @@ def run_evaluate(args) -> int:
     summary = evaluate_model(model, params, data, batch_size=args.batch_size)
     summary["checkpoint_epoch"] = int(meta.get("epoch", -1))
     console.print(summary_table(summary, title=f"{cfg.name} on {what}"))
-    if args.json:
+    if args.json and args.json != "-":
         write_json(summary, args.json)
         console.print(f"wrote {args.json}")
     else:

@@ -14,7 +14,8 @@ def add_parsers(sub) -> None:
         "generate", help="compute reference ESP data with PySCF (needs dcmnet[qm])",
         description="Conformers (RDKit) -> SCF (PySCF) -> ESP on vdW shells, dipole and "
                     "ESP-fitted charges -> canonical dataset. Resumable: rerun the same command "
-                    "after an interruption.")
+                    "after an interruption.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--smiles", metavar="FILE",
                      help="molecule list: 'SMILES [name] [net_charge]' per line")
@@ -45,7 +46,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--shard", default="0/1", metavar="I/N",
                    help="compute only every N-th conformer starting at I (cluster array jobs); "
                         "then run 'dcmnet merge'")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar")
     p.set_defaults(func=run_generate)
 
     mo = sub.add_parser(
