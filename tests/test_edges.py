@@ -268,3 +268,24 @@ def test_help_texts_generate_defaults_and_predict_arguments():
     pred = sub.choices["predict"]
     missing = [a.dest for a in pred._actions if not a.help and a.dest != "help"]
     assert missing == []
+
+
+# ------------------------------------------------------------------ item 3: fragments (partial)
+def test_distant_fragments_are_detected_and_warned(tmp_path):
+    from dcmnet.data.sanity import fragments
+    from dcmnet.fitting import monopole_esp
+    from dcmnet.surface import vdw_shell_points
+    w = _water_molecule()
+    Z = np.concatenate([w["Z"], [11]])
+    R = np.concatenate([w["R"], [[12.0, 0.0, 0.0]]])
+    assert list(fragments(Z, R)) == [0, 0, 0, 1]
+    assert list(fragments(w["Z"], w["R"])) == [0, 0, 0]
+    grid = vdw_shell_points(Z, R, density=0.3)
+    m = {"Z": Z, "R": R, "grid": grid, "net_charge": 1.0, "name": "water_na",
+         "esp": monopole_esp(R, np.array([-0.8, 0.4, 0.4, 1.0]), grid)}
+    Dataset.from_molecules([m, w]).save(tmp_path / "f.npz")
+    from dcmnet.data.loader import load_dataset_with_report
+    _, report = load_dataset_with_report(tmp_path / "f.npz")
+    text = " ".join(report)
+    assert ("1 of 2 molecules consist of disconnected fragments (e.g. molecule 0 (water_na): "
+            "2 fragments") in text
