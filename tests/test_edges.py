@@ -289,3 +289,30 @@ def test_distant_fragments_are_detected_and_warned(tmp_path):
     text = " ".join(report)
     assert ("1 of 2 molecules consist of disconnected fragments (e.g. molecule 0 (water_na): "
             "2 fragments") in text
+
+
+# ------------------------------------------------------------------ items 9-11: a pleasant run
+def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_npz, capsys):
+    import warnings as _w
+    from dcmnet.cli import main
+    tiny = ["--n-dcm", "1", "--features", "8", "--max-degree", "1", "--num-iterations", "1",
+            "--num-basis-functions", "8", "--batch-size", "8", "--no-progress",
+            "--num-train", "10", "--num-valid", "6"]
+    rc = main(["train", "--name", "t", "--output-dir", str(tmp_path / "exp"), "--data-files",
+               str(small_npz), "--num-epochs", "3", "--table-every", "2"] + tiny)
+    o = capsys.readouterr()
+    assert rc == 0
+    out = " ".join(o.out.split())
+    assert "epoch 1/3 loss " in out and "valid ESP RMSE" in out and "ETA" in out
+    assert "epoch 2/3 loss" not in out and "Epoch 2 (" in out and "Epoch 3 (" in out
+    assert "Valid uses the EMA parameters" in out
+    assert "q mean" not in out and "q std" in out
+    assert "Epoch" not in o.err
+    # raw warnings come out formatted, without source path and code line
+    with _w.catch_warnings():
+        from dcmnet import cli as _cli
+        _cli._format_warnings()
+        _w.simplefilter("always")
+        _w.warn("something odd", UserWarning)
+    err = capsys.readouterr().err
+    assert "warning: something odd" in err and "UserWarning" not in err and ".py:" not in err

@@ -16,6 +16,12 @@ TINY_FLAGS = ["--n-dcm", "2", "--features", "8", "--max-degree", "1", "--num-ite
               "1", "--num-basis-functions", "8", "--batch-size", "4", "--no-progress"]
 
 
+def _out(capsys) -> str:
+    """stdout (normal output: header, epochs, summary) followed by stderr."""
+    o = capsys.readouterr()
+    return o.out + o.err
+
+
 @pytest.mark.slow
 def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsys):
     base = ["train", "--name", "t", "--output-dir", str(tmp_path / "exp"), "--data-files",
@@ -28,21 +34,21 @@ def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsy
     assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["best", "latest"]
     cfg = ExperimentConfig.load(exp / "config.json")
     assert cfg.training.num_epochs == 2 and cfg.model.features == 8
-    err = capsys.readouterr().err
+    err = _out(capsys)
     assert "Train" in err and "Valid" in err and "% Diff" in err
     assert "fitted" in err and "monopoles" in err
     # the same command again: finished, nothing to do, no crash
     assert main(base + ["--num-epochs", "2"]) == 0
-    assert "nothing to do" in capsys.readouterr().err
+    assert "nothing to do" in _out(capsys)
     # changed settings on a finished run are ignored and config.json is kept
     events = len(list((exp / "tensorboard").iterdir()))
     assert main(base + ["--num-epochs", "2", "--learning-rate", "0.01"]) == 0
-    assert "config.json is kept" in " ".join(capsys.readouterr().err.split())
+    assert "config.json is kept" in " ".join(_out(capsys).split())
     assert ExperimentConfig.load(exp / "config.json").training.learning_rate == cfg.training.learning_rate
     assert len(list((exp / "tensorboard").iterdir())) == events
     # more epochs: resumes from epoch 2
     assert main(base + ["--num-epochs", "3"]) == 0
-    err = capsys.readouterr().err
+    err = _out(capsys)
     assert "resuming from latest checkpoint (epoch 2)" in err
     hist = (exp / "training_history.csv").read_text().strip().splitlines()
     assert len(hist) == 1 + 3

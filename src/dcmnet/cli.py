@@ -61,6 +61,20 @@ def _check_command(parser, argv: list[str]) -> None:
                      + f"; commands: {', '.join(sub.choices)}")
 
 
+def _format_warnings() -> None:
+    """Print Python warnings (``UserWarning`` from dcmnet and libraries) as one
+    ``warning: message`` line on stderr, without source path and code line."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        from rich.console import Console
+        from rich.markup import escape
+        Console(stderr=True).print(f"[yellow]warning:[/] {escape(str(message))}",
+                                   highlight=False)
+
+    warnings.showwarning = show
+
+
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
     from dcmnet import cli_analysis, cli_data, cli_export, cli_models, cli_train, cli_tune
@@ -89,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+    _format_warnings()
     try:
         return int(args.func(args) or 0)
     except DCMNetError as exc:

@@ -74,8 +74,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="delete an existing experiment of this name and start fresh")
     p.add_argument("--progress", action=BOOL, default=True, help="progress bars")
-    p.add_argument("--table-every", type=int, default=1,
-                   help="print the per-epoch table every N epochs (default 1)")
+    p.add_argument("--table-every", type=int, default=10,
+                   help="print the full per-epoch table every N epochs and at the end, one "
+                        "compact line for the other epochs (default 10; 0: neither)")
     p.add_argument("--stop-after-epochs", type=int, default=None, metavar="N",
                    help="stop after N epochs of this run (job time limits); rerun to continue")
     p.add_argument("--mlflow", action=BOOL, default=False,
@@ -125,8 +126,13 @@ def run_train(args) -> int:
     if args.distributed:
         import jax
         jax.distributed.initialize()
+    from rich.console import Console
+
     config = ExperimentConfig.load(args.config) if args.config else None
+    # normal output (header, epoch lines and tables, summary) on stdout; errors and
+    # warnings on stderr, so 'dcmnet train > log' keeps the run's record
     run_training(args.name, config=config, restart_checkpoint=args.restart_checkpoint,
+                 console=Console(),
                  overwrite=args.overwrite, progress=args.progress,
                  table_every=args.table_every, stop_after_epochs=args.stop_after_epochs,
                  mlflow=args.mlflow_uri or args.mlflow, verbose=args.verbose, **_overrides(args))

@@ -27,7 +27,7 @@ from dcmnet.optim import make_optimizer, make_schedule
 TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
                  ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE vs mono [e]"),
                  ("charge_rmse", "charge RMSE vs mono [e]"), ("dipole_mae", "dipole MAE [D]"),
-                 ("q_mean", "q mean [e]"), ("q_std", "q std [e]"), ("q_min", "q min [e]"),
+                 ("q_std", "q std [e]"), ("q_min", "q min [e]"),
                  ("q_max", "q max [e]"))
 
 
@@ -176,12 +176,19 @@ def _show_arrays(console, batch: dict, model, params) -> None:
         console.print(f"{k:>12}: {lj.lovely(jnp.asarray(v))}", highlight=False)
 
 
-def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float):
-    """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff."""
+def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float,
+                ema: bool = False):
+    """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff.
+
+    The mean charge (``q mean``) is not shown: it equals net charge / sites by construction.
+    ``ema``: validation used the EMA parameters (said in the title; it is why validation is
+    often better than training, whose metrics come from the raw parameters during the epoch).
+    """
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e})", title_justify="left",
+    note = ("; Valid uses the EMA parameters, Train the running parameters" if ema else "")
+    t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e}{note})", title_justify="left",
               show_edge=False, header_style="bold")
     for c in ("Metric", "Train", "Valid", "Diff", "% Diff"):
         t.add_column(c, justify="left" if c == "Metric" else "right")
@@ -219,7 +226,9 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
             when it exists, otherwise starts fresh.
         console: a ``rich.console.Console`` for messages (default: stderr console).
         progress: show progress bars.
-        table_every: print the full per-epoch table every N epochs (always the last).
+        table_every: print the full per-epoch table every N epochs (always the last) and one
+            compact line (epoch/total, loss, valid ESP RMSE, time, ETA) for the others; 0
+            prints neither.
         stop_after_epochs: stop after this many epochs of *this* call (for job time limits;
             rerun to continue: the result equals an uninterrupted run).
         mlflow: also log to MLflow (extra ``dcmnet[tracking]``): ``True`` for the local
@@ -339,6 +348,7 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
                       transient=False) as bar:
             ep_task = bar.add_task("epochs", total=tcfg.num_epochs, completed=start_epoch,
                                    info="")
+            run_t0 = time.perf_counter()
             for epoch in range(start_epoch, end_epoch):
                 t0 = time.perf_counter()
                 b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
@@ -379,7 +389,17 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
                 store.save("latest", epoch + 1, host_state, meta)
                 last = epoch + 1 == tcfg.num_epochs
                 if table_every and ((epoch + 1) % table_every == 0 or last):
-                    bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr))
+                    bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr,
+                                                  ema=tcfg.use_ema))
+                elif table_every:
+                    done_now = epoch + 1 - start_epoch
+                    run_s = time.perf_counter() - run_t0
+                    eta = run_s / done_now * (end_epoch - epoch - 1)
+                    bar.console.print(
+                        f"epoch {epoch + 1}/{tcfg.num_epochs}  loss {train_m['loss']:.4g}  "
+                        f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
+                        f"{' (EMA)' if tcfg.use_ema else ''}{' *' if improved else ''}  "
+                        f"{seconds:.1f} s  ETA {eta / 60:.1f} min", highlight=False)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, row)
                 bar.update(ep_task, advance=1,
