@@ -316,3 +316,16 @@ def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_np
         _w.warn("something odd", UserWarning)
     err = capsys.readouterr().err
     assert "warning: something odd" in err and "UserWarning" not in err and ".py:" not in err
+
+
+# ------------------------------------------------------------------ item 14: schedule on restart
+def test_changed_num_epochs_says_the_schedule_changes(tmp_path):
+    from dcmnet.config import create_default_config
+    from dcmnet.runner import _check_compatible
+    old = create_default_config("x", num_epochs=2)
+    new = create_default_config("x", num_epochs=4)
+    notes = " ".join(_check_compatible(old, new, tmp_path))
+    assert "num_epochs: 2 -> 4" in notes
+    assert ("the learning-rate schedule now spans 4 epochs instead of 2, so this run differs "
+            "from one straight 4-epoch run") in notes and "--stop-after-epochs" in notes
+    assert _check_compatible(old, create_default_config("x", num_epochs=2), tmp_path) == []

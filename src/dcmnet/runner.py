@@ -30,7 +30,13 @@ def _check_compatible(old: ExperimentConfig, new: ExperimentConfig, exp_dir: Pat
             f"{exp_dir} already holds an experiment with a different {', '.join(fatal)}. "
             "Choose another --name, or pass --overwrite to replace it.")
     t_old, t_new = dataclasses.asdict(old.training), dataclasses.asdict(new.training)
-    return [f"{k}: {t_old[k]} -> {t_new[k]}" for k in t_new if t_old.get(k) != t_new[k]]
+    notes = [f"{k}: {t_old[k]} -> {t_new[k]}" for k in t_new if t_old.get(k) != t_new[k]]
+    if t_old.get("num_epochs") != t_new["num_epochs"]:
+        notes.append(f"the learning-rate schedule now spans {t_new['num_epochs']} epochs instead "
+                     f"of {t_old.get('num_epochs')}, so this run differs from one straight "
+                     f"{t_new['num_epochs']}-epoch run (to split one run into pieces keep "
+                     "--num-epochs and use --stop-after-epochs N)")
+    return notes
 
 
 def run_training(name: str | None = None, *, config: ExperimentConfig | None = None,
