@@ -329,3 +329,24 @@ def test_changed_num_epochs_says_the_schedule_changes(tmp_path):
     assert ("the learning-rate schedule now spans 4 epochs instead of 2, so this run differs "
             "from one straight 4-epoch run") in notes and "--stop-after-epochs" in notes
     assert _check_compatible(old, create_default_config("x", num_epochs=2), tmp_path) == []
+
+
+def test_training_curve_legend_says_validation_uses_ema(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from dcmnet import plots
+    seen = []
+    orig = plots._finish
+
+    def grab(fig, *a, **k):
+        seen.extend(t.get_text() for ax in fig.axes if ax.get_legend()
+                    for t in ax.get_legend().get_texts())
+        return orig(fig, *a, **k)
+
+    monkeypatch.setattr(plots, "_finish", grab)
+    hist = {"rows": [{"epoch": 1, "train_loss": 2.0, "valid_loss": 1.5, "train_esp_rmse": 3.0,
+                      "valid_esp_rmse": 2.0, "lr": 1e-3},
+                     {"epoch": 2, "train_loss": 1.0, "valid_loss": 0.8, "train_esp_rmse": 2.0,
+                      "valid_esp_rmse": 1.5, "lr": 5e-4}], "best_epoch": 2, "status": "ok"}
+    plots.plot_training_curves(hist, tmp_path / "curves")
+    assert "valid (EMA parameters with --use-ema, the default)" in seen
+    assert "train (running parameters, epoch mean)" in seen

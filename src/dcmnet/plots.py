@@ -135,6 +135,12 @@ def _sym_limit(*arrays, q: float = 99.5) -> float:
 
 
 # ---------------------------------------------------------------------------- training
+#: Legend of the training curves: validation uses the EMA parameters (``--use-ema``, the
+#: default), training metrics are epoch means with the running parameters.
+CURVE_LABELS = {"train": "train (running parameters, epoch mean)",
+                "valid": "valid (EMA parameters with --use-ema, the default)"}
+
+
 def plot_training_curves(history, out, *, formats: Sequence[str] = ("png",),
                          dpi: int = 100) -> Plot:
     """Loss, ESP RMSE and learning rate against the epoch (train and valid).
@@ -164,7 +170,7 @@ def plot_training_curves(history, out, *, formats: Sequence[str] = ("png",),
         for split, st in (("train", "-"), ("valid", "--")):
             y = col(f"{split}_{key}")
             if np.isfinite(y).any():
-                ax.plot(ep, y, st, marker="o", ms=3, label=split)
+                ax.plot(ep, y, st, marker="o", ms=3, label=CURVE_LABELS[split])
         ax.axvline(hist["best_epoch"], color="grey", lw=0.8, ls=":",
                    label=f"best epoch {hist['best_epoch']}")
         if log and np.nanmin(np.r_[col(f"train_{key}"), col(f"valid_{key}")]) > 0:
