@@ -350,3 +350,27 @@ def test_training_curve_legend_says_validation_uses_ema(tmp_path, monkeypatch):
     plots.plot_training_curves(hist, tmp_path / "curves")
     assert "valid (EMA parameters with --use-ema, the default)" in seen
     assert "train (running parameters, epoch mean)" in seen
+
+
+# ------------------------------------------------------------------ item 13: readable tables
+def test_compare_and_worst_molecules_fit_80_columns(tiny_experiment, small_npz):
+    from rich.console import Console
+    from dcmnet.analysis import analyze_checkpoint, compare_checkpoints, comparison_table
+    from dcmnet.analysis.tables import worst_molecules_table
+    data = _load(small_npz)
+    rows = compare_checkpoints([tiny_experiment, tiny_experiment / "checkpoints" / "latest"],
+                               small_npz)
+    con = Console(width=80, record=True, file=open("/dev/null", "w"))
+    con.print(comparison_table(rows, width=80))
+    text = con.export_text()
+    assert "…" not in text and "ESP RMSE median" in text, text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    res = analyze_checkpoint(tiny_experiment, data)
+    con = Console(width=80, record=True, file=open("/dev/null", "w"))
+    con.print(worst_molecules_table(res, n=5))
+    text = con.export_text()
+    assert "…" not in text and "worst 5 of 16 molecules" in text
+    rmse = np.sort(np.asarray(res.per_molecule["dcmnet_esp_rmse"]))[::-1][:5]
+    cells = [[c.strip() for c in line.split("│")] for line in text.splitlines()]
+    shown = [float(c[4]) for c in cells if len(c) > 4 and c[1].isdigit()]
+    np.testing.assert_allclose(shown, np.round(rmse, 3), atol=1e-3)

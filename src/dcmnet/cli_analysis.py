@@ -120,6 +120,8 @@ def run_analyze(args) -> int:
     res.data_source = what
     out = batch_analysis_summary(exp, analysis=res, formats=args.formats)
     console.print(analysis_table(res))
+    from dcmnet.analysis.tables import worst_molecules_table
+    console.print(worst_molecules_table(res))
     if out["history"] is not None:
         console.print(history_table(out["history"]))
     for f in out["files"]:
@@ -133,7 +135,7 @@ def run_compare(args) -> int:
     console = _console()
     rows = compare_checkpoints(args.experiments, args.data_files, kind=args.checkpoint,
                                batch_size=args.batch_size, baselines=args.baselines)
-    console.print(comparison_table(rows))
+    console.print(comparison_table(rows, width=console.width))
     if args.out:
         export_analysis_report(rows, args.out)
         console.print(f"wrote {args.out}", highlight=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from dcmnet.analysis.result import METHODS, CheckpointAnalysis
 
 
@@ -104,16 +106,65 @@ def multipole_table(res: CheckpointAnalysis):
     return t
 
 
-def comparison_table(rows: Sequence[Mapping], title: str = "checkpoint comparison"):
+def worst_molecules_table(res: CheckpointAnalysis, n: int = 10):
+    """The ``n`` molecules with the largest DCM-net ESP RMSE (worst first), with each
+    baseline's RMSE on the same molecule; kcal/(mol·e). Fits 80 columns."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    cols = res.per_molecule
+    meths = [k[:-len("_esp_rmse")] for k in cols if k.endswith("_esp_rmse")]
+    meths = ["dcmnet"] + [m for m in meths if m != "dcmnet"]
+    rmse = np.asarray(cols["dcmnet_esp_rmse"], float)
+    order = np.argsort(-np.where(np.isfinite(rmse), rmse, -np.inf))[:n]
+    t = Table(title=escape(f"worst {len(order)} of {len(rmse)} molecules by DCM-net ESP RMSE "
+                           "[kcal/(mol·e)]"), title_justify="left")
+    for c in ["#", "molecule", "Q [e]"] + ["DCM-net" if m == "dcmnet" else m for m in meths]:
+        t.add_column(escape(c), justify="left" if c == "molecule" else "right",
+                     overflow="fold")
+    for i in order:
+        t.add_row(str(int(cols["index"][i])), escape(str(cols["name"][i])),
+                  f"{float(cols['net_charge'][i]):+g}",
+                  *[_f(float(cols[f"{m}_esp_rmse"][i])) for m in meths])
+    return t
+
+
+def comparison_table(rows: Sequence[Mapping], title: str = "checkpoint comparison",
+                     width: int | None = None):
     """A rich table of :func:`compare_checkpoints` rows (identical fitted-monopole and
     reference-mono baselines are shown as one row, see
-    :func:`dcmnet.analysis.compare.collapse_baselines`)."""
+    :func:`dcmnet.analysis.compare.collapse_baselines`).
+
+    ``width``: the console width; below 130 columns the table is transposed (one row per
+    metric, one column per checkpoint) so no cell is truncated at 80 columns.
+    """
     from rich.markup import escape
     from rich.table import Table
 
     from dcmnet.analysis.compare import collapse_baselines
 
     rows = collapse_baselines(rows)
+    if width is not None and width < 130:
+        t = Table(title=escape(title), title_justify="left")
+        t.add_column("metric", no_wrap=True)
+        for r in rows:
+            t.add_column(escape(str(r["name"])), justify="right", overflow="fold")
+        lines = [("epoch", lambda r: "" if r["epoch"] is None else str(r["epoch"])),
+                 ("n_dcm", lambda r: "" if r["n_dcm"] is None else str(r["n_dcm"])),
+                 ("parameters", lambda r: "" if r["n_parameters"] is None
+                  else f"{r['n_parameters']:,}"),
+                 ("values/mol", lambda r: _f(r.get("n_values_per_molecule"), ".0f")),
+                 ("ESP RMSE median", lambda r: _f(r["esp_rmse_median"])),
+                 ("ESP RMSE mean", lambda r: _f(r["esp_rmse_mean"])),
+                 ("ESP MAE", lambda r: _f(r["esp_mae_pooled"])),
+                 ("dipole MAE [D]", lambda r: _f(r["dipole_mae_debye"])),
+                 ("max|Σq−Q| [e]", lambda r: _f(r["max_abs_net_charge_error_e"], ".1e")),
+                 ("ms/mol", lambda r: _f(r["inference_ms_per_molecule"], ".2f"))]
+        for label, fn in lines:
+            t.add_row(escape(label), *[fn(r) for r in rows])
+        t.caption = escape("ESP errors in kcal/(mol·e); median/mean over molecules, MAE over "
+                           "all points")
+        return t
 
     t = Table(title=escape(title), title_justify="left")
     for c in ("checkpoint", "epoch", "n_dcm", "params", "values/mol", "ESP RMSE med",
