@@ -374,3 +374,16 @@ def test_compare_and_worst_molecules_fit_80_columns(tiny_experiment, small_npz):
     cells = [[c.strip() for c in line.split("│")] for line in text.splitlines()]
     shown = [float(c[4]) for c in cells if len(c) > 4 and c[1].isdigit()]
     np.testing.assert_allclose(shown, np.round(rmse, 3), atol=1e-3)
+
+
+def test_evaluate_json_dash_writes_stdout(tiny_experiment, small_npz, capsys, tmp_path,
+                                          monkeypatch):
+    import json
+    from dcmnet.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(tiny_experiment), "--data-files", str(small_npz),
+                 "--json", "-"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[out.index("{"):])
+    assert summary["n_molecules"] == 16 if "n_molecules" in summary else isinstance(summary, dict)
+    assert not (tmp_path / "-").exists()
