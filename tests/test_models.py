@@ -104,3 +104,31 @@ def test_every_shipped_model_loads():
         cfg, model, params, _ = load_experiment(card.name)
         assert cfg.model.n_dcm == card.n_dcm
         assert set(card.elements) <= set(range(1, cfg.model.max_atomic_number + 1))
+
+
+def test_predictor_warns_outside_domain(fake_models, tmp_path, monkeypatch):
+    from dcmnet.models import DomainWarning
+    from dcmnet.predict import Predictor
+
+    monkeypatch.chdir(tmp_path)
+    pred = Predictor.from_experiment("fake-general")
+    Z = np.array([6, 9, 1, 1, 1])  # CH3F: fluorine is not in the fake card's elements
+    R = np.array([[0, 0, 0], [1.38, 0, 0], [-0.36, 1.03, 0], [-0.36, -0.51, 0.89],
+                  [-0.36, -0.51, -0.89]], float)
+    with pytest.warns(DomainWarning, match=r"atom 1 \(F\)"):
+        res = pred.predict_arrays([Z], [R], [0.0])
+    assert abs(float(res.charges.sum())) < 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DomainWarning)
+        pred.predict_arrays([np.array([8, 1, 1])],
+                            [np.array([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], float)],
+                            [0.0])
+
+
+def test_analyze_shipped_model_needs_data(fake_models, tmp_path, monkeypatch):
+    from dcmnet.analysis import resolve_data
+    from dcmnet.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="shipped model and carries no data"):
+        resolve_data(find_experiment_dir("fake-general"))

@@ -117,7 +117,7 @@ def test_sigkill_then_resume(tmp_path, small_npz, straight):
     proc.wait()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "resuming from latest checkpoint" in res.stderr
+    assert "resuming from latest checkpoint" in res.stdout + res.stderr  # normal output: stdout
     state, meta, _ = CheckpointStore(tmp_path / "r").restore("latest", target=None)
     assert meta["epoch"] == 3
     for a, b in zip(_leaves(state["params"]), _leaves(ref_state["params"])):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -212,16 +213,21 @@ class Predictor:
         self.params = params
         self.batch_size = int(batch_size)
         self.source = source
+        #: the model card when the model is a shipped one (domain warnings), else None
+        self.card = None
         self._fn = jax.jit(lambda p, b: predict(model, p, b, esp_chunk_size))
 
     @classmethod
     def from_experiment(cls, path, kind: str = "best", **kwargs) -> "Predictor":
         """Load the ``best`` (or ``latest``) checkpoint of an experiment folder, or a
         checkpoint folder. Raises :class:`dcmnet.errors.CheckpointError`."""
-        from dcmnet.experiment import load_experiment
+        from dcmnet.experiment import find_experiment_dir, load_experiment
+        from dcmnet.models import card_of
 
         _, model, params, _ = load_experiment(path, kind=kind)
-        return cls(model, params, source=str(path), **kwargs)
+        pred = cls(model, params, source=str(path), **kwargs)
+        pred.card = card_of(find_experiment_dir(path))
+        return pred
 
     @property
     def n_dcm(self) -> int:
@@ -300,6 +306,12 @@ class Predictor:
         if (allZ < 1).any():
             raise DataError("a structure holds an atom with atomic number < 1 (dummy atom 'X'?).")
         check_atomic_numbers(allZ, self.model.max_atomic_number)
+        if self.card is not None:
+            from dcmnet.models import DomainWarning, domain_warnings
+
+            for k, (z, q) in enumerate(zip(Zs, net_charges)):
+                for msg in domain_warnings(self.card, z, q, where=f"structure {k}"):
+                    warnings.warn(msg, DomainWarning, stacklevel=2)
         want_esp = esp or grids is not None
         if grids is not None:
             grids = [np.asarray(g, np.float64).reshape(-1, 3) for g in grids]

@@ -9,7 +9,7 @@ from dcmnet.analysis.metrics import analyze_predictions
 from dcmnet.analysis.predictions import predict_dataset
 from dcmnet.analysis.result import DEFAULT_SHELL_EDGES, CheckpointAnalysis
 from dcmnet.data.dataset import Dataset
-from dcmnet.errors import CheckpointError
+from dcmnet.errors import CheckpointError, DataError
 
 
 def analyze_model(model, params, data: Dataset, *, batch_size: int = 16,
@@ -46,7 +46,12 @@ def resolve_data(exp_dir, data=None, verbose: bool = False) -> tuple[Dataset, st
     from dcmnet.data.split import load_split
     from dcmnet.experiment import CONFIG_NAME, SPLIT_NAME, find_experiment_dir
 
+    from dcmnet.models import card_of
+
     exp = find_experiment_dir(exp_dir)
+    if card_of(exp) is not None:
+        raise DataError(f"{exp.name} is a shipped model and carries no data: give the ESP "
+                        "data to analyse (--data-files FILE, or data=...).")
     cfg = ExperimentConfig.load(exp / CONFIG_NAME)
     full = load_dataset(cfg.data_files or None, verbose=verbose)
     if not (exp / SPLIT_NAME).exists():

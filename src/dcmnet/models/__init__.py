@@ -103,6 +103,10 @@ def card_of(exp_dir) -> ModelCard | None:
     return ModelCard.load(p) if (p / CARD_NAME).exists() else None
 
 
+class DomainWarning(UserWarning):
+    """A structure lies outside the training domain of the model predicting it."""
+
+
 def electron_count(Z, net_charge: float) -> int:
     """Number of electrons of a molecule with atomic numbers Z and net charge (e)."""
     return int(sum(int(z) for z in Z) - round(float(net_charge)))
