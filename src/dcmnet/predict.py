@@ -238,8 +238,10 @@ class Predictor:
         """One padded forward pass (B × A atoms × G points); returns the outputs (numpy)."""
         import jax
 
-        B = self.batch_size
         n = len(Zs)
+        # Pad the batch only to the next power of two (not always to batch_size): one
+        # molecule costs one molecule's work, and at most log2(batch_size) shapes compile.
+        B = min(self.batch_size, 1 << max(0, n - 1).bit_length())
         Z = np.zeros((B, A), np.int32)
         R = np.zeros((B, A, 3), np.float32)
         am = np.zeros((B, A), np.float32)
