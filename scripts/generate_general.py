@@ -5,7 +5,9 @@ with its own work folder; when it finishes, its canonical dataset and provenance
 written to ``data/general/shards/chunk_NNN.npz`` / ``.provenance.json`` and the per-conformer
 cost is appended to ``data/general/shards/timing.csv``. Finished chunks are skipped, an
 interrupted chunk resumes from its work folder, so the script can be stopped and restarted
-at any time (and on another machine: only the unfinished chunk's work is lost).
+at any time. Before a session ends, copy unfinished work folders to
+``data/general/partial/chunk_NNN/`` and commit them: the next run (on any machine) resumes
+from there and removes them when the chunk is finished.
 
 Usage (low priority, one worker, leaving the other core free)::
 
@@ -83,6 +85,11 @@ def main() -> int:
             continue
         if args.max_chunks is not None and done_now >= args.max_chunks:
             break
+        partial = shards.parent / "partial" / f"chunk_{k:03d}"
+        if partial.is_dir() and not (work / f"chunk_{k:03d}").exists():
+            # conformers of an unfinished chunk committed by an earlier session: resume them
+            import shutil
+            shutil.copytree(partial, work / f"chunk_{k:03d}")
         smi = work / f"chunk_{k:03d}.smi"
         smi.write_text("\n".join(lines) + "\n")
         cmd = [sys.executable, "-m", "dcmnet", "generate", "--smiles", str(smi),
@@ -95,6 +102,9 @@ def main() -> int:
         if not out.exists():
             print(f"chunk {k}: no dataset written (exit {rc}); stopping", flush=True)
             return 1
+        if partial.is_dir():
+            import shutil
+            shutil.rmtree(partial)
         append_timing(work / f"chunk_{k:03d}", shards / "timing.csv")
         append_failures(work / f"chunk_{k:03d}", shards / "failures.csv")
         print(f"[{time.strftime('%H:%M:%S')}] chunk {k} done in {time.time() - t0:.0f} s "
