@@ -113,16 +113,9 @@ class DCMNetCalculator(Calculator):
 
     def set_external_charges(self, external_charges) -> None:
         """Replace the external point charges: ``(q (K,) e, positions (K, 3) Å)`` or None."""
-        from dcmnet.errors import DataError
+        from dcmnet.md.system import as_external_charges
 
-        if external_charges is not None:
-            q = np.asarray(external_charges[0], np.float64).reshape(-1)
-            x = np.asarray(external_charges[1], np.float64)
-            if x.shape != (len(q), 3):
-                raise DataError(f"external_charges: {len(q)} charges but positions of shape "
-                                f"{x.shape}; give (q (K,), positions (K, 3) Å).")
-            external_charges = (q, x)
-        self.external_charges = external_charges
+        self.external_charges = as_external_charges(external_charges)
         self.reset()
 
     def _get_system(self, atoms):

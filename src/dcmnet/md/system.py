@@ -194,12 +194,9 @@ class DCMSystem:
         periodic = cell is not None
         if periodic:
             check_cutoff(cell, [True] * 3, self.cutoff, self.method)
+        external_charges = as_external_charges(external_charges)
         if external_charges is not None:
-            eq = np.asarray(external_charges[0], np.float64).reshape(-1)
-            ex = np.asarray(external_charges[1], np.float64)
-            if ex.shape != (len(eq), 3):
-                raise DataError(f"external charges: {len(eq)} charges but positions of shape "
-                                f"{ex.shape}; give (q (K,), positions (K, 3) Å).")
+            eq, ex = external_charges
         else:
             eq, ex = np.zeros(0), np.zeros((0, 3))
         dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
@@ -215,3 +212,19 @@ class DCMSystem:
         if stress and periodic:
             out["stress"] = np.asarray(gS, np.float64) / abs(np.linalg.det(c))
         return out
+
+
+def as_external_charges(external_charges):
+    """Check and convert ``(q (K,) e, positions (K, 3) Å)`` to float64 arrays (None stays).
+
+    Raises:
+        DataError: the positions do not have shape (K, 3).
+    """
+    if external_charges is None:
+        return None
+    q = np.asarray(external_charges[0], np.float64).reshape(-1)
+    x = np.asarray(external_charges[1], np.float64)
+    if x.shape != (len(q), 3):
+        raise DataError(f"external_charges: {len(q)} charges but positions of shape "
+                        f"{x.shape}; give (q (K,), positions (K, 3) Å).")
+    return q, x
