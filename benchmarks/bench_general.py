@@ -117,8 +117,8 @@ def main() -> int:
     from rdkit import Chem
 
     from dcmnet.data.dataset import Dataset
-    from dcmnet.evaluate import model_errors
-    from dcmnet.experiment import find_experiment_dir, load_experiment
+    from dcmnet.training.evaluate import model_errors
+    from dcmnet.training.experiment import find_experiment_dir, load_experiment
     from dcmnet.fileio import atomic_write_text
     from dcmnet.fitting import fit_monopoles, monopole_esp
     from dcmnet.generate.chemspace import read_list_labels

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     n = 20 if args.tiny else args.n_waters
     if args.model:
-        from dcmnet.experiment import load_experiment
+        from dcmnet.training.experiment import load_experiment
         _, model, params, _ = load_experiment(args.model)
     else:
         from dcmnet.model import create_model

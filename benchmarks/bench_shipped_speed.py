@@ -13,7 +13,7 @@ CHILD = r"""
 import time, sys
 t0 = time.perf_counter()
 import numpy as np
-from dcmnet.predict import Predictor
+from dcmnet.inference.predict import Predictor
 pred = Predictor.from_experiment(sys.argv[1])
 t_load = time.perf_counter() - t0
 from rdkit import Chem

@@ -22,10 +22,10 @@ import numpy as np
 from dcmnet.config import create_default_config
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.loader import load_dataset
-from dcmnet.loss import predict, weights_array
+from dcmnet.training.loss import predict, weights_array
 from dcmnet.model import create_model
-from dcmnet.optim import make_optimizer
-from dcmnet.train import _build_steps, init_state
+from dcmnet.training.optim import make_optimizer
+from dcmnet.training.loop import _build_steps, init_state
 
 
 def peak_memory_mb() -> tuple[float, str]:

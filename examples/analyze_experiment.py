@@ -11,7 +11,7 @@ For the experiment's best checkpoint on its validation set (or on ``--data-files
    ``by_element.csv``, ``by_shell.csv``, ``training_history.csv``) plus CSV/Parquet tables
    (:func:`dcmnet.analysis.batch_analysis_summary`);
 5. the ``best`` and ``latest`` checkpoints side by side (:func:`compare_checkpoints`);
-6. all pictures under ``EXP/plots/`` (:func:`dcmnet.plots.make_all_plots`).
+6. all pictures under ``EXP/plots/`` (:func:`dcmnet.analysis.plots.make_all_plots`).
 
     python examples/analyze_experiment.py experiments/demo
     python examples/analyze_experiment.py experiments/demo --data-files other.npz
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     from dcmnet.analysis import (analysis_table, analyze_checkpoint, batch_analysis_summary,
                                  compare_checkpoints, comparison_table, history_table)
-    from dcmnet.plots import make_all_plots
+    from dcmnet.analysis.plots import make_all_plots
 
     console = Console()
     exp = Path(args.experiment)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             return 2
         from train_multibatch import tiny_dataset  # noqa: E402 - the sibling example
 
-        from dcmnet.runner import run_training
+        from dcmnet.training.runner import run_training
         exp.parent.mkdir(parents=True, exist_ok=True)
         run_training(exp.name, output_dir=str(exp.parent), num_epochs=1,
                      data_files=[str(tiny_dataset(exp.parent))], features=8, max_degree=1,

@@ -6,7 +6,7 @@ per-molecule ESP-fitted monopoles, and writes
 
 * ``ndcm_comparison.csv``: one row per model and baseline (ESP RMSE median/mean/all points
   in kcal/(mol·e), dipole MAE in D, parameters, inference time);
-* ``ndcm_comparison.png``: the bars of :func:`dcmnet.plots.plot_checkpoint_comparison`;
+* ``ndcm_comparison.png``: the bars of :func:`dcmnet.analysis.plots.plot_checkpoint_comparison`;
 * ``ndcm_summary.png``: validation ESP RMSE against n_dcm with the fitted-monopole line.
 
     python examples/compare_ndcm.py                    # 4 × 200 epochs (30–60 min on 2 CPU cores)
@@ -65,8 +65,8 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     from dcmnet.analysis import compare_checkpoints, comparison_table, export_analysis_report
-    from dcmnet.plots import plot_checkpoint_comparison
-    from dcmnet.runner import run_training
+    from dcmnet.analysis.plots import plot_checkpoint_comparison
+    from dcmnet.training.runner import run_training
 
     console = Console()
     out_dir = Path(args.output_dir)

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     from dcmnet.analysis import analyze_training_history, history_table
     from dcmnet.config import create_default_config
-    from dcmnet.runner import run_training
+    from dcmnet.training.runner import run_training
     from rich.console import Console
 
     console = Console()

@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from dcmnet.checkpoint import CheckpointStore
+    from dcmnet.training.checkpoint import CheckpointStore
     from dcmnet.config import ExperimentConfig
     from dcmnet.data.loader import load_dataset
     from dcmnet.data.split import load_split
-    from dcmnet.experiment import CONFIG_NAME, SPLIT_NAME, find_experiment_dir, load_experiment
+    from dcmnet.training.experiment import CONFIG_NAME, SPLIT_NAME, find_experiment_dir, load_experiment
     from dcmnet.fileio import atomic_write_text
     from dcmnet.models import MODELS_DIR, ModelCard, render_card_markdown
 

@@ -32,7 +32,7 @@ def tiny_experiment(tmp_path_factory, small_npz):
     """A tiny DCM-net trained for 2 epochs on ``small_npz`` (analysis/plot/predict tests)."""
     from rich.console import Console
 
-    from dcmnet.runner import run_training
+    from dcmnet.training.runner import run_training
 
     out = tmp_path_factory.mktemp("analysis_exp")
     _, _, exp_dir = run_training(

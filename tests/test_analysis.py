@@ -139,8 +139,8 @@ def test_breakdowns_partition_the_points(table):
 
 
 def test_checkpoint_analysis_and_comparison(tiny_experiment, small_npz):
-    from dcmnet.evaluate import model_errors
-    from dcmnet.experiment import load_experiment
+    from dcmnet.training.evaluate import model_errors
+    from dcmnet.training.experiment import load_experiment
     from dcmnet.model import count_parameters
 
     data = Dataset.load(small_npz)

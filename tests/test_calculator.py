@@ -5,8 +5,8 @@ from ase import Atoms
 from ase.data import atomic_masses
 
 from conftest import bundled_subset
-from dcmnet.calculator import DCMNetCalculator
-from dcmnet.predict import Predictor
+from dcmnet.md.calculator import DCMNetCalculator
+from dcmnet.inference.predict import Predictor
 from dcmnet.units import HARTREE_TO_KCAL_MOL
 
 

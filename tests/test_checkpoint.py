@@ -1,4 +1,4 @@
-"""Tests of dcmnet.checkpoint: orbax-backed experiment checkpoints."""
+"""Tests of dcmnet.training.checkpoint: orbax-backed experiment checkpoints."""
 from __future__ import annotations
 
 import warnings
@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from dcmnet.checkpoint import (
+from dcmnet.training.checkpoint import (
     CheckpointStore,
     CheckpointWarning,
     load_params,

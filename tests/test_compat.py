@@ -53,7 +53,7 @@ def test_train_model_original_form_errors(small_npz):
     from dcmnet.analysis import create_model
     from dcmnet.data import prepare_datasets
     from dcmnet.errors import ConfigError
-    from dcmnet.training import train_model
+    from dcmnet.compat.training import train_model
 
     tr, va = prepare_datasets(0, num_train=12, num_valid=4, filename=[str(small_npz)],
                               verbose=False)
@@ -69,7 +69,7 @@ def test_train_model_original_form_errors(small_npz):
 def test_train_model_positional_original_order(monkeypatch):
     """``train_model(key, model, train_data, valid_data, ...)`` maps onto the keywords."""
     import dcmnet.compat
-    from dcmnet.train import train_model
+    from dcmnet.compat.training import train_model
 
     seen = {}
     monkeypatch.setattr(dcmnet.compat, "train_model_from_model",
@@ -86,7 +86,7 @@ def original_run(small_npz, tmp_path_factory):
 
     from dcmnet.analysis import create_model
     from dcmnet.data import prepare_datasets
-    from dcmnet.training import train_model
+    from dcmnet.compat.training import train_model
 
     out = tmp_path_factory.mktemp("compat")
 
@@ -133,7 +133,7 @@ def test_train_model_original_form_returns_params_and_loss(original_run):
     for kind in ("best", "latest", "periodic"):
         assert any(p.name.isdigit() for p in (exp / "checkpoints" / kind).iterdir()), kind
     # the returned parameters are the best checkpoint's EMA parameters: same predictions
-    from dcmnet.experiment import load_experiment
+    from dcmnet.training.experiment import load_experiment
     _, model, p2, _ = load_experiment(exp)
     for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(p2)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -155,7 +155,7 @@ def test_batch_analysis_summary_original_form(original_run, recwarn):
     import warnings
 
     from dcmnet.analysis import create_model
-    from dcmnet.analysis_multibatch import batch_analysis_summary
+    from dcmnet.compat.analysis_multibatch import batch_analysis_summary
 
     exp, test_data = original_run["exp"], original_run["valid"]
     with warnings.catch_warnings():
@@ -179,10 +179,10 @@ def test_batch_analysis_summary_original_form(original_run, recwarn):
 def test_lr_schedule_and_accumulation_snippets(small_npz, tmp_path):
     """``config.training = TrainingConfig(...)`` and ``run_training(batch_size=1,
     gradient_accumulation_steps=8)``, then the experiment folder of the summary."""
-    from dcmnet.analysis_multibatch import batch_analysis_summary
-    from dcmnet.optim import make_schedule
-    from dcmnet.train_runner import run_training
-    from dcmnet.training_config import ExperimentConfig, TrainingConfig
+    from dcmnet.compat.analysis_multibatch import batch_analysis_summary
+    from dcmnet.training.optim import make_schedule
+    from dcmnet.compat.train_runner import run_training
+    from dcmnet.compat.training_config import ExperimentConfig, TrainingConfig
 
     config = ExperimentConfig(name="sched", output_dir=str(tmp_path / "experiments"),
                               data_files=[str(small_npz)])
@@ -219,18 +219,18 @@ def test_lr_schedule_and_accumulation_snippets(small_npz, tmp_path):
 
 
 def test_train_runner_command_line(small_npz, tmp_path, monkeypatch):
-    """``python -m dcmnet.train_runner --name my_model --num-epochs ... 
+    """``python -m dcmnet.compat.train_runner --name my_model --num-epochs ... 
     --gradient-accumulation-steps 4`` (the summary's Quick Start)."""
     monkeypatch.chdir(tmp_path)
-    argv = ["dcmnet.train_runner", "--name", "my_model", "--num-epochs", "1",
+    argv = ["dcmnet.compat.train_runner", "--name", "my_model", "--num-epochs", "1",
             "--gradient-accumulation-steps", "4", "--data-files", str(small_npz),
             "--num-train", "8", "--num-valid", "4",
             "--batch-size", "2", "--no-progress", "--table-every", "0",
             *[a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]]
     monkeypatch.setattr(sys, "argv", argv)
-    monkeypatch.delitem(sys.modules, "dcmnet.train_runner", raising=False)
+    monkeypatch.delitem(sys.modules, "dcmnet.compat.train_runner", raising=False)
     with pytest.raises(SystemExit) as ex:
-        runpy.run_module("dcmnet.train_runner", run_name="__main__")
+        runpy.run_module("dcmnet.compat.train_runner", run_name="__main__")
     assert ex.value.code == 0
     exp = tmp_path / "experiments" / "my_model"
     cfg = json.loads((exp / "config.json").read_text())
@@ -240,11 +240,11 @@ def test_train_runner_command_line(small_npz, tmp_path, monkeypatch):
 
 def test_reload_snippet():
     import dcmnet.data as data
-    import dcmnet.training as training
+    import dcmnet.compat.training as training
 
     importlib.reload(data)
     importlib.reload(training)
     from dcmnet.data import prepare_datasets
-    from dcmnet.training import train_model
+    from dcmnet.compat.training import train_model
 
     assert callable(prepare_datasets) and callable(train_model)

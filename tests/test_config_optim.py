@@ -5,7 +5,7 @@ import pytest
 
 from dcmnet.config import ExperimentConfig, TrainingConfig, create_default_config
 from dcmnet.errors import ConfigError
-from dcmnet.optim import make_optimizer, make_schedule, total_updates
+from dcmnet.training.optim import make_optimizer, make_schedule, total_updates
 
 
 def test_round_trip(tmp_path):

@@ -22,7 +22,7 @@ How it works (the rules a doc writer needs to know)
    the script in-process with ``--tiny`` appended. A command that starts with environment
    assignments (``XLA_FLAGS=... dcmnet ...``) runs as a subprocess, because that is the
    point of it. Python blocks share one namespace per doc file; in them
-   :func:`dcmnet.runner.run_training` and :func:`dcmnet.tune.run_study` get the same tiny
+   :func:`dcmnet.training.runner.run_training` and :func:`dcmnet.tune.run_study` get the same tiny
    settings (and the small data set unless data are given; split sizes are dropped then).
 5. **Markers** (an HTML comment on the line right before the fence, invisible on GitHub):
 
@@ -521,8 +521,8 @@ class DocRunner:
             raise AssertionError(f"{self.where(block)}: training started; an expect-error "
                                  "command must fail before it")
         with self.monkeypatch.context() as mp:
-            import dcmnet.train
-            mp.setattr(dcmnet.train, "train_model", no_training)
+            import dcmnet.training.loop
+            mp.setattr(dcmnet.training.loop, "train_model", no_training)
             rc, out = _run_cli(argv[1:], self.capsys)
         assert rc == 2, f"{self.where(block)}: expected exit status 2, got {rc}:\n{out}"
         assert message_regex(expected.text).search(_squash(out)), (
@@ -532,11 +532,11 @@ class DocRunner:
 
     def run_python(self, block: Block) -> None:
         """Execute a Python block; run_training/run_study get the tiny settings."""
-        import dcmnet.runner
+        import dcmnet.training.runner
         import dcmnet.tune
 
         small = str(self.ws.small)
-        real_train, real_study = dcmnet.runner.run_training, dcmnet.tune.run_study
+        real_train, real_study = dcmnet.training.runner.run_training, dcmnet.tune.run_study
 
         def tiny_data(kw, config=None):
             if not kw.get("data_files") and not (config is not None and config.data_files):
@@ -558,7 +558,7 @@ class DocRunner:
         self.ws.ensure_python(block.text)
         code = compile(block.text, self.where(block), "exec")
         with self.monkeypatch.context() as mp:
-            mp.setattr(dcmnet.runner, "run_training", run_training)
+            mp.setattr(dcmnet.training.runner, "run_training", run_training)
             mp.setattr(dcmnet.tune, "run_study", run_study)
             exec(code, self.ns)                               # noqa: S102 - the docs' code
         out = self.capsys.readouterr()

@@ -212,7 +212,7 @@ $$$$
 
 def test_sdf_formal_charges_are_the_net_charge(tmp_path):
     pytest.importorskip("rdkit")
-    from dcmnet.predict import read_structures, structure_charge
+    from dcmnet.inference.predict import read_structures, structure_charge
     p = tmp_path / "acetate.sdf"
     p.write_text(ACETATE_SDF)
     (a,) = read_structures(p)
@@ -222,7 +222,7 @@ def test_sdf_formal_charges_are_the_net_charge(tmp_path):
 
 
 def test_odd_electron_count_without_charge_is_refused(tmp_path):
-    from dcmnet.predict import read_structures, structure_charge
+    from dcmnet.inference.predict import read_structures, structure_charge
     p = tmp_path / "oh.xyz"
     p.write_text("2\n\nO 0 0 0\nH 0.97 0 0\n")
     (a,) = read_structures(p)
@@ -310,7 +310,7 @@ def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_np
     assert "Epoch" not in o.err
     # raw warnings come out formatted, without source path and code line
     with _w.catch_warnings():
-        from dcmnet import cli as _cli
+        from dcmnet.cli import main as _cli
         _cli._format_warnings()
         _w.simplefilter("always")
         _w.warn("something odd", UserWarning)
@@ -321,7 +321,7 @@ def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_np
 # ------------------------------------------------------------------ item 14: schedule on restart
 def test_changed_num_epochs_says_the_schedule_changes(tmp_path):
     from dcmnet.config import create_default_config
-    from dcmnet.runner import _check_compatible
+    from dcmnet.training.runner import _check_compatible
     old = create_default_config("x", num_epochs=2)
     new = create_default_config("x", num_epochs=4)
     notes = " ".join(_check_compatible(old, new, tmp_path))
@@ -333,7 +333,7 @@ def test_changed_num_epochs_says_the_schedule_changes(tmp_path):
 
 def test_training_curve_legend_says_validation_uses_ema(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from dcmnet import plots
+    from dcmnet.analysis import plots
     seen = []
     orig = plots._finish
 

@@ -70,7 +70,7 @@ def test_cli_export_charmm_openmm_and_refusal(tiny_experiment, tmp_path, capsys)
     format cannot express is refused with a clear message (exit 2, no traceback)."""
     from ase.io import write
 
-    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.md.calculator import DCMNetCalculator
     from dcmnet.cli import main
 
     w = molecule("H2O")

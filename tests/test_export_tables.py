@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from dcmnet.export import write_csv, write_sites_csv
+from dcmnet.fileio.tables import write_csv, write_sites_csv
 
 def _is_number(v: str) -> bool:
     try:

@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 
 from conftest import TINY, bundled_subset
-from dcmnet.checkpoint import CheckpointStore
+from dcmnet.training.checkpoint import CheckpointStore
 from dcmnet.errors import ConfigError
-from dcmnet.runner import run_training
+from dcmnet.training.runner import run_training
 
 pytestmark = pytest.mark.usefixtures("jax_compile_cache")
 QUIET = dict(progress=False, table_every=0)
@@ -30,8 +30,8 @@ def _flat(params):
 def test_first_step_loss_is_the_source_loss(tiny_experiment, small_npz, tmp_path):
     from dcmnet.data.batching import make_batch
     from dcmnet.data.dataset import Dataset
-    from dcmnet.experiment import load_experiment
-    from dcmnet.loss import loss_and_metrics, weights_array
+    from dcmnet.training.experiment import load_experiment
+    from dcmnet.training.loss import loss_and_metrics, weights_array
 
     _, model, src_params, _ = load_experiment(tiny_experiment)
     _, loss, exp = run_training("ft", output_dir=str(tmp_path), data_files=[str(small_npz)],
@@ -59,7 +59,7 @@ def test_first_step_loss_is_the_source_loss(tiny_experiment, small_npz, tmp_path
 
 def test_frozen_groups_bitwise_unchanged_and_new_elements_warned(tiny_experiment, small_npz,
                                                                 tmp_path):
-    from dcmnet.experiment import load_experiment
+    from dcmnet.training.experiment import load_experiment
 
     _, _, src_params, _ = load_experiment(tiny_experiment)
     data = bundled_subset(["water", "methanol", "fluoromethane"], 4)   # F is new
@@ -105,7 +105,7 @@ def test_freeze_settings_checked():
 
 def test_freeze_labels_cover_the_groups():
     from dcmnet.model import create_model
-    from dcmnet.optim import freeze_labels
+    from dcmnet.training.optim import freeze_labels
 
     model = create_model(**TINY)
     Z = np.array([[8, 1, 1]])
@@ -125,7 +125,7 @@ def test_freeze_labels_cover_the_groups():
 
 def test_cli_init_from_flags(tiny_experiment, tmp_path):
     from dcmnet.cli import build_parser
-    from dcmnet.cli_train import _overrides
+    from dcmnet.cli.train import _overrides
 
     args = build_parser().parse_args(["train", "--init-from", str(tiny_experiment),
                                       "--freeze", "embed", "message"])

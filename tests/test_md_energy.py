@@ -206,7 +206,7 @@ def test_nve_energy_conservation(tiny_model):
     from ase.md.velocitydistribution import thermalize_momenta
     from ase.md.verlet import VelocityVerlet
 
-    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.md.calculator import DCMNetCalculator
 
     model, params = tiny_model
     at = waters(3, spacing=3.1, seed=3)

@@ -11,7 +11,7 @@ import pytest
 
 import dcmnet.models as models
 from dcmnet.errors import CheckpointError
-from dcmnet.experiment import find_experiment_dir, load_experiment, resolve_experiment_path
+from dcmnet.training.experiment import find_experiment_dir, load_experiment, resolve_experiment_path
 
 CARD = dict(name="fake-general", summary="a test model", n_dcm=2,
             level_of_theory="B3LYP/def2-SVP", elements=[1, 6, 7, 8], net_charges=[-1, 0, 1],
@@ -58,7 +58,7 @@ def test_unknown_name_lists_shipped_models(fake_models, tmp_path, monkeypatch):
 def test_predictor_from_shipped_name(fake_models, tmp_path, monkeypatch):
     from ase.build import molecule
 
-    from dcmnet.predict import Predictor
+    from dcmnet.inference.predict import Predictor
 
     monkeypatch.chdir(tmp_path)
     pred = Predictor.from_experiment("fake-general")
@@ -108,7 +108,7 @@ def test_every_shipped_model_loads():
 
 def test_predictor_warns_outside_domain(fake_models, tmp_path, monkeypatch):
     from dcmnet.models import DomainWarning
-    from dcmnet.predict import Predictor
+    from dcmnet.inference.predict import Predictor
 
     monkeypatch.chdir(tmp_path)
     pred = Predictor.from_experiment("fake-general")

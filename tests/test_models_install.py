@@ -17,7 +17,7 @@ import json, sys
 import numpy as np
 import dcmnet
 from dcmnet.models import list_models
-from dcmnet.predict import Predictor
+from dcmnet.inference.predict import Predictor
 # trifluoroacetate: not in the training list of the general model; net charge -1
 Z = np.array([6, 6, 8, 8, 9, 9, 9])
 R = np.array([[0.0, 0.0, 0.0], [1.55, 0.0, 0.0], [-0.62, 1.07, 0.0], [-0.62, -1.07, 0.0],

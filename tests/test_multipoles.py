@@ -82,7 +82,7 @@ def test_ill_posed_fit_refused():
 
 
 def test_ill_posed_conformer_skipped_with_warning():
-    from dcmnet.evaluate import fitted_multipole_errors
+    from dcmnet.training.evaluate import fitted_multipole_errors
     from dcmnet.fitting import IllPosedFitWarning
 
     ds = bundled_subset(["water", "methanol"], 1)
@@ -98,7 +98,7 @@ def test_ill_posed_conformer_skipped_with_warning():
 
 
 def test_rmse_order_on_bundled_data():
-    from dcmnet.evaluate import fitted_monopole_errors, fitted_multipole_errors
+    from dcmnet.training.evaluate import fitted_monopole_errors, fitted_multipole_errors
 
     ds = bundled_subset(["water", "methanol", "acetate", "pyridine", "methylammonium",
                          "N-methylacetamide"], 1)

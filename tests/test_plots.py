@@ -8,7 +8,7 @@ from dcmnet.analysis import analyze_checkpoint, compare_checkpoints
 from dcmnet.cli import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import OptionalDependencyError
-from dcmnet import plots
+from dcmnet.analysis import plots
 
 
 @pytest.fixture(scope="module")

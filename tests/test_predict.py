@@ -13,7 +13,7 @@ from dcmnet.analysis import predict_dataset
 from dcmnet.cli import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
-from dcmnet.predict import Predictor, read_structures, write_predictions
+from dcmnet.inference.predict import Predictor, read_structures, write_predictions
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from conftest import bundled_subset
 from dcmnet.cli import main
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.mmml import write_mmml_npz
-from dcmnet.evaluate import fitted_monopole_errors, model_errors
-from dcmnet.experiment import load_experiment
+from dcmnet.training.evaluate import fitted_monopole_errors, model_errors
+from dcmnet.training.experiment import load_experiment
 
 TINY_FLAGS = ["--n-dcm", "2", "--features", "8", "--max-degree", "1", "--num-iterations",
               "1", "--num-basis-functions", "8", "--batch-size", "4", "--no-progress"]
@@ -57,7 +57,7 @@ def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsy
     err = " ".join(capsys.readouterr().err.split())
     assert "--overwrite" in err and "features (8 there, 16 now)" in err
     # a second process on the same experiment is refused while the first holds it
-    from dcmnet.experiment import experiment_lock
+    from dcmnet.training.experiment import experiment_lock
     with experiment_lock(exp):
         assert main(base + ["--num-epochs", "4"]) == 2
     assert "being trained by another process" in " ".join(capsys.readouterr().err.split())
@@ -100,7 +100,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_short_training_beats_fitted_monopoles_on_training_molecules(tmp_path):
-    from dcmnet.runner import run_training
+    from dcmnet.training.runner import run_training
     from rich.console import Console
 
     ds = bundled_subset(["water", "methanol"], 3)

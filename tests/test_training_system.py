@@ -15,15 +15,15 @@ import pytest
 from rich.console import Console
 
 from conftest import TINY
-from dcmnet.checkpoint import CheckpointStore
+from dcmnet.training.checkpoint import CheckpointStore
 from dcmnet.config import create_default_config
 from dcmnet.data.batching import BatchIterator, make_batch
 from dcmnet.data.dataset import Dataset
-from dcmnet.loss import weights_array
+from dcmnet.training.loss import weights_array
 from dcmnet.model import create_model
-from dcmnet.optim import make_optimizer
-from dcmnet.runner import run_training
-from dcmnet.train import TrainingDiverged, _build_steps, init_state
+from dcmnet.training.optim import make_optimizer
+from dcmnet.training.runner import run_training
+from dcmnet.training.loop import TrainingDiverged, _build_steps, init_state
 
 QUIET = dict(progress=False, table_every=0)
 RUN = dict(num_epochs=3, batch_size=4, learning_rate=3e-3, warmup_epochs=1, **TINY)
@@ -166,7 +166,7 @@ def test_periodic_checkpoints_keep_last_k_and_history(tmp_path, small_npz):
 
 def test_cli_switches_both_ways():
     from dcmnet.cli import build_parser
-    from dcmnet.cli_train import SWITCHES, _overrides
+    from dcmnet.cli.train import SWITCHES, _overrides
 
     parser = build_parser()
     for flag, _ in SWITCHES:
@@ -191,11 +191,11 @@ TWO_DEVICES = textwrap.dedent("""
     from dcmnet.config import create_default_config
     from dcmnet.data.dataset import Dataset
     from dcmnet.data.batching import make_batch
-    from dcmnet.loss import weights_array
+    from dcmnet.training.loss import weights_array
     from dcmnet.model import create_model
-    from dcmnet.optim import make_optimizer
-    from dcmnet.parallel import DataParallel
-    from dcmnet.train import _build_steps, init_state
+    from dcmnet.training.optim import make_optimizer
+    from dcmnet.training.parallel import DataParallel
+    from dcmnet.training.loop import _build_steps, init_state
     assert len(jax.devices()) == 2
     ds = Dataset.load(sys.argv[1])
     cfg = create_default_config("d", batch_size=4, n_dcm=2, features=8, max_degree=1,

@@ -75,7 +75,7 @@ class TrainingConfig:
     """Optimisation settings.
 
     Loss = esp_w · MSE(ESP) [(kcal/(mol·e))²] + chg_w · MSE(atomic charge) [e²]
-    + dipole_w · MSE(dipole) [D²]; see :mod:`dcmnet.loss`.
+    + dipole_w · MSE(dipole) [D²]; see :mod:`dcmnet.training.loss`.
     Schedules count optimizer updates (after gradient accumulation), not micro-batches.
     """
 

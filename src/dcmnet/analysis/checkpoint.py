@@ -44,7 +44,7 @@ def resolve_data(exp_dir, data=None, verbose: bool = False) -> tuple[Dataset, st
         return ds, ds.source
     from dcmnet.config import ExperimentConfig
     from dcmnet.data.split import load_split
-    from dcmnet.experiment import CONFIG_NAME, SPLIT_NAME, find_experiment_dir
+    from dcmnet.training.experiment import CONFIG_NAME, SPLIT_NAME, find_experiment_dir
 
     from dcmnet.models import card_of
 
@@ -81,7 +81,7 @@ def analyze_checkpoint(exp_dir_or_checkpoint, data=None, *, kind: str = "best",
     Raises:
         CheckpointError: no experiment or checkpoint; DataError: bad data.
     """
-    from dcmnet.experiment import find_experiment_dir, load_experiment
+    from dcmnet.training.experiment import find_experiment_dir, load_experiment
 
     cfg, model, params, meta = load_experiment(exp_dir_or_checkpoint, kind=kind)
     ds, what = resolve_data(find_experiment_dir(exp_dir_or_checkpoint), data)
@@ -110,7 +110,7 @@ def model_config_mismatches(model, exp_dir) -> list[str]:
     import dataclasses
 
     from dcmnet.config import ExperimentConfig
-    from dcmnet.experiment import CONFIG_NAME, find_experiment_dir
+    from dcmnet.training.experiment import CONFIG_NAME, find_experiment_dir
 
     cfg = ExperimentConfig.load(find_experiment_dir(exp_dir) / CONFIG_NAME)
     out = []

@@ -26,7 +26,7 @@ def compare_checkpoints(checkpoints: Sequence, data=None, *, kind: str = "best",
     Raises:
         CheckpointError, DataError; ValueError for an empty list.
     """
-    from dcmnet.experiment import find_experiment_dir, load_experiment
+    from dcmnet.training.experiment import find_experiment_dir, load_experiment
 
     if not checkpoints:
         raise ValueError("compare_checkpoints needs at least one checkpoint.")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from dcmnet.errors import CheckpointError
-from dcmnet.monitor import read_history_csv
+from dcmnet.training.monitor import read_history_csv
 
 
 def analyze_training_history(exp_dir, *, plateau_tol: float = 0.01,
@@ -31,7 +31,7 @@ def analyze_training_history(exp_dir, *, plateau_tol: float = 0.01,
     Raises:
         CheckpointError: no history file.
     """
-    from dcmnet.experiment import HISTORY_NAME, find_experiment_dir
+    from dcmnet.training.experiment import HISTORY_NAME, find_experiment_dir
 
     exp = find_experiment_dir(exp_dir)
     path = exp / HISTORY_NAME

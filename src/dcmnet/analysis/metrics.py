@@ -64,7 +64,7 @@ def analyze_predictions(data: Dataset, prediction: DatasetPrediction, *,
     Raises:
         DataError: predictions that do not match the dataset's sizes.
     """
-    from dcmnet.evaluate import fitted_monopole_errors, summarize
+    from dcmnet.training.evaluate import fitted_monopole_errors, summarize
 
     M = len(data)
     ao, go = data.atom_offsets, data.grid_offsets
@@ -94,7 +94,7 @@ def analyze_predictions(data: Dataset, prediction: DatasetPrediction, *,
         atom_q["fitted_monopoles"] = q_fit
         dip["fitted_monopoles"] = _dipoles(data, q_fit)
         # atomic multipole baselines on the same points (dcmnet.fitting.fit_multipoles)
-        from dcmnet.evaluate import fitted_multipole_errors
+        from dcmnet.training.evaluate import fitted_multipole_errors
         from dcmnet.fitting import MULTIPOLE_BASELINES
         for order in (1, 2):
             mp = fitted_multipole_errors(data, order)

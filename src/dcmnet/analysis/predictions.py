@@ -40,7 +40,7 @@ class DatasetPrediction:
 
 def predict_dataset(model, params, data: Dataset, batch_size: int = 16,
                     esp_chunk_size: int | None = None) -> DatasetPrediction:
-    """Runs DCM-net (:func:`dcmnet.loss.predict`, jitted) over a dataset in padded batches.
+    """Runs DCM-net (:func:`dcmnet.training.loss.predict`, jitted) over a dataset in padded batches.
 
     Each padding shape is compiled once before the timed pass, so ``seconds`` measures
     inference only.
@@ -58,7 +58,7 @@ def predict_dataset(model, params, data: Dataset, batch_size: int = 16,
     import jax
 
     from dcmnet.data.batching import BatchIterator, make_batch
-    from dcmnet.loss import predict
+    from dcmnet.training.loss import predict
     from dcmnet.model import check_atomic_numbers
 
     check_atomic_numbers(data.Z, model.max_atomic_number)

@@ -41,8 +41,8 @@ def batch_analysis_summary(exp_dir, data=None, *, kind: str = "best", batch_size
     Returns:
         ``{"analysis": CheckpointAnalysis, "history": dict or None, "files": [paths]}``.
     """
-    from dcmnet.experiment import find_experiment_dir
-    from dcmnet.export import write_csv, write_json
+    from dcmnet.training.experiment import find_experiment_dir
+    from dcmnet.fileio.tables import write_csv, write_json
 
     exp = find_experiment_dir(exp_dir)
     res = analysis or analyze_checkpoint(exp, data, kind=kind, batch_size=batch_size)
@@ -82,7 +82,7 @@ def export_analysis_report(report, path, format: str | None = None) -> Path:
     Raises:
         ValueError: unknown format; OptionalDependencyError: parquet without pandas/pyarrow.
     """
-    from dcmnet.export import write_json, write_table
+    from dcmnet.fileio.tables import write_json, write_table
 
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()

@@ -29,7 +29,7 @@ class CheckpointAnalysis:
         per_molecule: dict of (M,) columns (see :meth:`per_molecule_rows`).
         by_element: rows ``{method, element, Z, n_points, n_molecules, sse, rmse, mae}``.
         by_shell: rows ``{method, shell, lo, hi, n_points, sse, rmse, mae}``.
-        summary: :func:`dcmnet.evaluate.summarize` keys plus pooled RMSEs, baseline stats,
+        summary: :func:`dcmnet.training.evaluate.summarize` keys plus pooled RMSEs, baseline stats,
             timing.
         points: per-point arrays: ``molecule`` (index), ``esp_ref`` and ``esp_<method>``
             (kcal/(mol·e), NaN where a method is absent), ``nearest_atom`` (global atom

@@ -111,7 +111,7 @@ def charmm_frames(R: np.ndarray) -> list[tuple[int, int, int]]:
 def write_dcm(path, pred: Prediction, frames, resname: str) -> Path:
     """Write the ``.dcm`` file of one molecule (``pred`` from
     :func:`~dcmnet.export.frames.predict_structure`) with the given BO ``frames``."""
-    from dcmnet.export.tables import write_text
+    from dcmnet.fileio.tables import write_text
 
     R, q, x = pred.R, pred.charges, pred.positions
     lines = ["1          ! no. residue types defined here", "",
@@ -138,7 +138,7 @@ def write_dcm(path, pred: Prediction, frames, resname: str) -> Path:
 
 def write_frames(path, frames, resname: str) -> Path:
     """Write the MDCM frames file: residue name, then ``a1 a2 a3 BO`` (1-based) per frame."""
-    from dcmnet.export.tables import write_text
+    from dcmnet.fileio.tables import write_text
 
     body = "".join(f"{a + 1}    {b + 1}    {c + 1}    BO\n" for a, b, c in frames)
     return write_text(f"{resname}\n{body}", path)

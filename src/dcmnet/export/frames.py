@@ -4,7 +4,7 @@ Both exports (:mod:`dcmnet.export.openmm`, :mod:`dcmnet.export.charmm`) store ev
 site in a local frame of three atoms of its molecule, so the sites follow the molecule's
 rigid motion. The charges and local coordinates are those of the *given* conformation (a
 fixed-geometry DCM, the way MDCM models are used in CHARMM); conformation-dependent charges
-need :class:`dcmnet.calculator.DCMNetCalculator`.
+need :class:`dcmnet.md.calculator.DCMNetCalculator`.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class Prediction:
 
 
 def _calculator(model, charge=None):
-    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.md.calculator import DCMNetCalculator
 
     if isinstance(model, DCMNetCalculator):
         return model
@@ -60,11 +60,11 @@ def predict_structure(model, atoms, charge=None, name: str | None = None) -> Pre
 
     Args:
         model: an experiment folder or shipped model name, a
-            :class:`~dcmnet.calculator.DCMNetCalculator`, or a ``(DCMNet, params)`` tuple.
+            :class:`~dcmnet.md.calculator.DCMNetCalculator`, or a ``(DCMNet, params)`` tuple.
         atoms: ``ase.Atoms`` (molecules from ``arrays["mol_id"]`` or connectivity).
         charge: net charge(s), see :func:`dcmnet.md.molecules.molecule_charges`.
     Raises:
-        CheckpointError, DataError: as :class:`~dcmnet.calculator.DCMNetCalculator`.
+        CheckpointError, DataError: as :class:`~dcmnet.md.calculator.DCMNetCalculator`.
     """
     calc = _calculator(model, charge)
     at = atoms.copy()

@@ -24,7 +24,7 @@ the axis of a linear molecule cannot be expressed: :class:`~dcmnet.errors.DataEr
 
 Fixed vs conformation-dependent: the charges and local coordinates are those of the
 exported conformation (a fixed-geometry DCM, the way MDCM models are used); for charges
-that follow the conformation use :class:`dcmnet.calculator.DCMNetCalculator` in ASE.
+that follow the conformation use :class:`dcmnet.md.calculator.DCMNetCalculator` in ASE.
 
 ForceField template caveat: ``openmm.app.ForceField`` derives exclusions from bonds and
 wants the same 1-4 scales in every file; the template uses the AMBER/TIP3P scales
@@ -137,7 +137,7 @@ class OpenMMExport:
         from openmm import unit
         from openmm.app import PDBFile
 
-        from dcmnet.export.tables import write_text
+        from dcmnet.fileio.tables import write_text
 
         name = name or self.prediction.name
         out = Path(out_dir)

@@ -8,7 +8,7 @@
 * :mod:`dcmnet.md.system` — :class:`DCMSystem`: DCM-net over many molecules, energy and its
   gradients by autodiff through the network.
 
-The ASE calculator is :class:`dcmnet.calculator.DCMNetCalculator`; exports for MD engines are
+The ASE calculator is :class:`dcmnet.md.calculator.DCMNetCalculator`; exports for MD engines are
 in :mod:`dcmnet.export.openmm` and :mod:`dcmnet.export.charmm`.
 """
 from dcmnet.md.energy import METHODS, coulomb_energy

@@ -3,7 +3,7 @@
 ``run_study("s1", n_trials=20, data_files=["data.npz"])`` is the Python twin of
 ``dcmnet tune --study s1 --n-trials 20 --data-files data.npz``. Each trial is an ordinary
 experiment folder ``<study_dir>/trials/trial_<number>/`` trained by
-:func:`dcmnet.runner.run_training`; its objective is the validation ESP RMSE in
+:func:`dcmnet.training.runner.run_training`; its objective is the validation ESP RMSE in
 kcal/(mol·e) of the epoch with the lowest validation loss (the ``best`` checkpoint).
 Every epoch reports the validation ESP RMSE to Optuna, whose median pruner stops trials that
 are worse than the median of earlier trials at the same epoch.

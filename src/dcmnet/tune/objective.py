@@ -35,8 +35,8 @@ def make_objective(space: SearchSpace, settings: dict, trials_dir, *, console=No
     optuna = _optuna()
     from rich.console import Console
 
-    from dcmnet.runner import run_training
-    from dcmnet.train import TrainingDiverged
+    from dcmnet.training.runner import run_training
+    from dcmnet.training.loop import TrainingDiverged
 
     console = console or Console(stderr=True)
     trials_dir = Path(trials_dir).resolve()

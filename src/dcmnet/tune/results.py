@@ -85,7 +85,7 @@ def results_table(study, max_rows: int = 25):
 
 def write_results_csv(study, path) -> Path:
     """All trials as CSV (best first); returns the path."""
-    from dcmnet.export import write_bytes
+    from dcmnet.fileio.tables import write_bytes
 
     rows = trial_rows(study)
     names = _param_names(rows)
@@ -132,9 +132,9 @@ def write_best_config(study, path, name: str | None = None) -> Path:
 
 
 def write_study_plots(study, study_dir) -> dict[str, Any]:
-    """Optuna's figures of the study as PNG; see :func:`dcmnet.plots.write_study_plots`
-    (figures live in :mod:`dcmnet.plots`, the only module that imports matplotlib)."""
-    from dcmnet.plots import write_study_plots as _write
+    """Optuna's figures of the study as PNG; see :func:`dcmnet.analysis.plots.write_study_plots`
+    (figures live in :mod:`dcmnet.analysis.plots`, the only module that imports matplotlib)."""
+    from dcmnet.analysis.plots import write_study_plots as _write
 
     return _write(study, study_dir)
 

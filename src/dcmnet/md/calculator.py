@@ -3,7 +3,7 @@
 Example::
 
     from ase.io import read
-    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.md.calculator import DCMNetCalculator
 
     atoms = read("methanol.xyz")
     atoms.calc = DCMNetCalculator("experiments/demo")
@@ -89,7 +89,7 @@ class DCMNetCalculator(Calculator):
 
         super().__init__(**kwargs)
         if experiment is not None:
-            from dcmnet.experiment import load_experiment
+            from dcmnet.training.experiment import load_experiment
 
             _, model, params, _ = load_experiment(experiment, kind=kind)
         elif model is None or params is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from dcmnet.config import ExperimentConfig, create_default_config, provenance
 from dcmnet.data.prepare import prepare_datasets  # noqa: F401  (public name)
 from dcmnet.errors import ConfigError, DataError
-from dcmnet.experiment import CONFIG_NAME, LOCK_NAME, SPLIT_NAME, experiment_lock
+from dcmnet.training.experiment import CONFIG_NAME, LOCK_NAME, SPLIT_NAME, experiment_lock
 from dcmnet.fileio import check_folder
 
 
@@ -53,7 +53,7 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
         overwrite: delete an existing experiment of this name first.
         progress: progress bars; ``table_every``: per-epoch table interval.
         stop_after_epochs, mlflow, verbose, on_epoch_end: see
-            :func:`dcmnet.train.train_model`.
+            :func:`dcmnet.training.loop.train_model`.
         **overrides: any field of ExperimentConfig/ModelConfig/TrainingConfig
             (``num_epochs=50, n_dcm=3, data_files=[...]``).
     Returns:
@@ -91,10 +91,10 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
 def _run_locked(cfg: ExperimentConfig, exp_dir: Path, *, console, overwrite,
                 restart_checkpoint, progress, table_every, stop_after_epochs, mlflow,
                 verbose, on_epoch_end, data):
-    from dcmnet.checkpoint import CheckpointStore
+    from dcmnet.training.checkpoint import CheckpointStore
     from dcmnet.data.split import load_split, save_split, split_indices
-    from dcmnet.evaluate import evaluate_model, summary_table, write_json
-    from dcmnet.train import train_model
+    from dcmnet.training.evaluate import evaluate_model, summary_table, write_json
+    from dcmnet.training.loop import train_model
 
     if overwrite:
         for child in exp_dir.iterdir():

@@ -2,7 +2,7 @@
 
 ``dcmnet predict EXP --structures traj.xyz --out DIR`` and :class:`Predictor` read any
 structure file ASE reads (xyz, extxyz, sdf, pdb, ...), run DCM-net in padded batches (the
-same :func:`dcmnet.loss.predict` the training and the evaluation use) and return per frame:
+same :func:`dcmnet.training.loss.predict` the training and the evaluation use) and return per frame:
 
 * ``charges`` (N, n_dcm) e and absolute ``positions`` (N, n_dcm, 3) Å of the charge sites;
 * ``atom_charges`` (N,) e, the sum over each atom's sites (exactly the net charge in total);
@@ -205,7 +205,7 @@ class Predictor:
                  source: str = "<model>"):
         import jax
 
-        from dcmnet.loss import predict
+        from dcmnet.training.loss import predict
 
         if int(batch_size) < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}.")
@@ -221,7 +221,7 @@ class Predictor:
     def from_experiment(cls, path, kind: str = "best", **kwargs) -> "Predictor":
         """Load the ``best`` (or ``latest``) checkpoint of an experiment folder, or a
         checkpoint folder. Raises :class:`dcmnet.errors.CheckpointError`."""
-        from dcmnet.experiment import find_experiment_dir, load_experiment
+        from dcmnet.training.experiment import find_experiment_dir, load_experiment
         from dcmnet.models import card_of
 
         _, model, params, _ = load_experiment(path, kind=kind)
@@ -414,7 +414,7 @@ def write_predictions(result: PredictionResult, out_dir, formats: Sequence[str] 
     Raises:
         ValueError: an unknown format.
     """
-    from dcmnet.export import (write_charges_file, write_csv, write_extxyz, write_json,
+    from dcmnet.fileio.tables import (write_charges_file, write_csv, write_extxyz, write_json,
                                write_sites_csv, atomic_path)
     from dcmnet.units import HARTREE_TO_KCAL_MOL
 

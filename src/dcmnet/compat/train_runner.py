@@ -1,5 +1,5 @@
-"""Alias of the original tool's ``train_runner``: :func:`dcmnet.runner.run_training`, and
-``python -m dcmnet.train_runner --name my_model ...`` = ``dcmnet train --name my_model ...``.
+"""Alias of the original tool's ``train_runner``: :func:`dcmnet.training.runner.run_training`, and
+``python -m dcmnet.compat.train_runner --name my_model ...`` = ``dcmnet train --name my_model ...``.
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ __all__ = ["run_training", "main"]
 
 
 def run_training(*args, **kwargs):
-    """:func:`dcmnet.runner.run_training` (same arguments; returns ``(params,
+    """:func:`dcmnet.training.runner.run_training` (same arguments; returns ``(params,
     best_valid_loss, experiment_dir)``)."""
-    from dcmnet import runner
+    from dcmnet.training import runner
 
     return runner.run_training(*args, **kwargs)
 

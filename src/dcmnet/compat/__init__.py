@@ -1,23 +1,24 @@
 """The original tool's call forms, as thin adapters over dcmnet's own API.
 
 Notebooks written for the original tool (``mmml.dcmnet.dcmnet``) run with only the package
-path changed (``mmml.dcmnet.dcmnet.<module>`` → ``dcmnet.<module>``); see
+path changed (``mmml.dcmnet.dcmnet.<module>`` → ``dcmnet.compat.<module>`` for the
+training modules, ``dcmnet.data`` / ``dcmnet.analysis`` for the others); see
 ``docs/coming_from_mmml.md``. Nothing here trains or analyses by itself: every function
 translates its arguments and calls the one implementation.
 
 * :func:`train_model_from_model` — ``train_model(key=..., model=..., train_data=...,
   valid_data=..., num_epochs=..., learning_rate=..., batch_size=..., writer=None,
   ndcm=..., esp_w=..., chg_w=..., use_grad_clip=..., grad_clip_norm=...)`` returning
-  ``(params, best_valid_loss)``; :func:`dcmnet.train.train_model` dispatches to it when it
-  is not given an :class:`~dcmnet.config.ExperimentConfig`.
+  ``(params, best_valid_loss)``; :func:`dcmnet.compat.training.train_model` dispatches to it
+  when it is not given an :class:`~dcmnet.config.ExperimentConfig`.
 * ``prepare_datasets(..., natoms=18)``: :func:`dcmnet.data.prepare.prepare_datasets`
   accepts and ignores ``natoms`` (with a note).
 * ``batch_analysis_summary(exp_dir, model, test_data)``:
   :func:`dcmnet.analysis.batch_analysis_summary` accepts the model argument, checks it
   against the experiment's configuration and warns on a mismatch.
-* the module names of the original tool exist as aliases: :mod:`dcmnet.training`,
-  :mod:`dcmnet.training_config`, :mod:`dcmnet.training_multibatch`,
-  :mod:`dcmnet.analysis_multibatch`, :mod:`dcmnet.train_runner`.
+* the module names of the original tool exist as aliases: :mod:`dcmnet.compat.training`,
+  :mod:`dcmnet.compat.training_config`, :mod:`dcmnet.compat.training_multibatch`,
+  :mod:`dcmnet.compat.analysis_multibatch`, :mod:`dcmnet.compat.train_runner`.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def train_model_from_model(key=None, model=None, train_data=None, valid_data=Non
     and the keywords (any :class:`~dcmnet.config.TrainingConfig` field: ``num_epochs``,
     ``learning_rate``, ``batch_size``, ``esp_w``, ``chg_w``, ``use_grad_clip``,
     ``grad_clip_norm``, ``gradient_accumulation_steps`` ...), writes its ``config.json``
-    and calls :func:`dcmnet.train.train_model`. Settings not given keep dcmnet's defaults
+    and calls :func:`dcmnet.training.loop.train_model`. Settings not given keep dcmnet's defaults
     (Adam with a cosine schedule and 2 warmup epochs, EMA 0.99).
 
     Args:
@@ -77,7 +78,7 @@ def train_model_from_model(key=None, model=None, train_data=None, valid_data=Non
         name, output_dir: the experiment folder ``output_dir/name``; default a fresh
             ``experiments/train_model-<n>`` (a new folder per call, like the original,
             which started from random parameters each time).
-        console, progress, table_every: as in :func:`dcmnet.train.train_model`.
+        console, progress, table_every: as in :func:`dcmnet.training.loop.train_model`.
     Returns:
         ``(params, best_valid_loss)``: EMA parameters of the best validation epoch and
         that epoch's validation loss.
@@ -88,8 +89,8 @@ def train_model_from_model(key=None, model=None, train_data=None, valid_data=Non
     from dcmnet.config import ExperimentConfig, TrainingConfig, provenance
     from dcmnet.data.dataset import Dataset
     from dcmnet.data.prepare import _seed_from_key
-    from dcmnet.experiment import CONFIG_NAME
-    from dcmnet.train import train_model
+    from dcmnet.training.experiment import CONFIG_NAME
+    from dcmnet.training.loop import train_model
 
     valid_keys = {f.name for f in dataclasses.fields(TrainingConfig)}
     unknown = sorted(set(training) - valid_keys)

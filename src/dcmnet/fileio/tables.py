@@ -1,6 +1,6 @@
 """Writers of tables (analysis reports) and predicted charges; every write is atomic.
 
-Re-exported by :mod:`dcmnet.export` (``from dcmnet.export import write_csv`` keeps working).
+Public names: ``from dcmnet.fileio.tables import write_csv``.
 
 Each writer builds the file under a temporary name in the destination folder and renames it
 (``os.replace``) only when complete, so an interrupted run never leaves a half-written file
@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from dcmnet.fileio import atomic_path  # noqa: F401  (re-exported)
+from dcmnet.fileio import atomic_path  # noqa: F401  (re-exported for the writers' callers)
 from dcmnet.errors import OptionalDependencyError
 
 #: Table formats understood by :func:`write_table`.

@@ -35,10 +35,10 @@ def run_export(args) -> int:
 
     from rich.console import Console
 
-    from dcmnet.calculator import DCMNetCalculator
+    from dcmnet.md.calculator import DCMNetCalculator
     from dcmnet.errors import ConfigError
-    from dcmnet.experiment import find_experiment_dir
-    from dcmnet.predict import read_structures
+    from dcmnet.training.experiment import find_experiment_dir
+    from dcmnet.inference.predict import read_structures
 
     out = Console()
     out_dir = Path(args.out)

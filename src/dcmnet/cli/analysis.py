@@ -108,7 +108,7 @@ def _console():
 
 def run_analyze(args) -> int:
     from dcmnet.analysis import analysis_table, batch_analysis_summary, history_table, resolve_data
-    from dcmnet.experiment import find_experiment_dir
+    from dcmnet.training.experiment import find_experiment_dir
 
     console = _console()
     from dcmnet.analysis import analyze_checkpoint
@@ -140,7 +140,7 @@ def run_compare(args) -> int:
         export_analysis_report(rows, args.out)
         console.print(f"wrote {args.out}", highlight=False)
     if args.plot:
-        from dcmnet.plots import plot_checkpoint_comparison
+        from dcmnet.analysis.plots import plot_checkpoint_comparison
         for f in plot_checkpoint_comparison(rows, args.plot).paths:
             console.print(f"wrote {f}", highlight=False)
     return 0
@@ -148,7 +148,7 @@ def run_compare(args) -> int:
 
 def run_plot(args) -> int:
     from dcmnet.errors import OptionalDependencyError
-    from dcmnet.plots import _plotly, make_all_plots, plotly_available
+    from dcmnet.analysis.plots import _plotly, make_all_plots, plotly_available
 
     console = _console()
     html = args.html and not args.history_only
@@ -176,7 +176,7 @@ def run_plot(args) -> int:
 
 def run_predict(args) -> int:
     from dcmnet.fileio import check_folder
-    from dcmnet.predict import Predictor, read_structures, write_predictions
+    from dcmnet.inference.predict import Predictor, read_structures, write_predictions
 
     check_folder(args.out, "--out folder")
     console = _console()

@@ -1,7 +1,7 @@
 """Training DCM-net: jit-compiled steps, EMA, checkpoints, resume, monitoring.
 
 ``train_model`` runs the epochs of one experiment on given training / validation datasets;
-``run_training`` (in :mod:`dcmnet.runner`) adds data loading, the split and the folder.
+``run_training`` (in :mod:`dcmnet.training.runner`) adds data loading, the split and the folder.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import ConfigError, DCMNetError
-from dcmnet.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
+from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.model import check_atomic_numbers, create_model
-from dcmnet.optim import make_optimizer, make_schedule
+from dcmnet.training.optim import make_optimizer, make_schedule
 
 #: Metrics shown in the per-epoch table, with their labels.
 TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
@@ -80,7 +80,7 @@ def load_init_source(config: ExperimentConfig, train_data: Dataset, console=None
     """The parameters a fine-tuning run starts from (``config.init_from``), checked.
 
     ``init_from`` is an experiment folder, a checkpoint folder inside one, or a shipped
-    model's name (resolved by :func:`dcmnet.experiment.load_experiment`). Its validation
+    model's name (resolved by :func:`dcmnet.training.experiment.load_experiment`). Its validation
     parameters (EMA when the source used EMA) are returned; optimizer state, schedule and
     EMA of the new run start fresh.
 
@@ -97,7 +97,7 @@ def load_init_source(config: ExperimentConfig, train_data: Dataset, console=None
 
     from ase.data import chemical_symbols
 
-    from dcmnet.experiment import load_experiment
+    from dcmnet.training.experiment import load_experiment
 
     src_cfg, _, params, meta = load_experiment(config.init_from)
     a, b = dataclasses.asdict(src_cfg.model), dataclasses.asdict(config.model)
@@ -131,7 +131,7 @@ def record_training_elements(config: ExperimentConfig, train_data: Dataset) -> N
     ``config.json`` (only that key is rewritten, atomically) when it is not there yet."""
     import json
 
-    from dcmnet.experiment import CONFIG_NAME
+    from dcmnet.training.experiment import CONFIG_NAME
     from dcmnet.fileio import atomic_write_json
 
     here = sorted({int(z) for z in np.unique(train_data.Z) if z > 0})
@@ -215,8 +215,7 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
 
     The original tool's form, ``train_model(key=..., model=..., train_data=...,
     valid_data=..., num_epochs=..., ...)`` returning ``(params, best_valid_loss)``, is
-    accepted too: without an :class:`ExperimentConfig` the call goes to
-    :func:`dcmnet.compat.train_model_from_model` (see docs/coming_from_mmml.md).
+    :func:`dcmnet.compat.training.train_model` (see docs/coming_from_mmml.md).
 
     Args:
         config: the experiment configuration (folder ``config.experiment_dir``).
@@ -247,19 +246,14 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
-    from dcmnet.checkpoint import CheckpointStore, resolve_checkpoint
-    from dcmnet.monitor import Monitor
-    from dcmnet.parallel import maybe_data_parallel
+    from dcmnet.training.checkpoint import CheckpointStore, resolve_checkpoint
+    from dcmnet.training.monitor import Monitor
+    from dcmnet.training.parallel import maybe_data_parallel
 
-    if not isinstance(config, ExperimentConfig):        # the original tool's call form
-        from dcmnet.compat import train_model_dispatch
-        pos = (config, train_data, valid_data, *original_args) if config is not None else ()
-        kw = dict(original_kwargs, console=console, progress=progress,
-                  table_every=table_every)
-        if config is None:
-            kw.update({k: v for k, v in (("train_data", train_data),
-                                         ("valid_data", valid_data)) if v is not None})
-        return train_model_dispatch(pos, kw)
+    if not isinstance(config, ExperimentConfig):
+        raise ConfigError(f"train_model: the first argument must be an ExperimentConfig, got "
+                          f"{type(config).__name__}; the original tool's call form "
+                          "(key=..., model=..., ...) is dcmnet.compat.training.train_model.")
     if original_args or original_kwargs:
         raise ConfigError(f"train_model(config, ...): unexpected argument(s) "
                           f"{', '.join(map(str, original_kwargs)) or original_args}; the "

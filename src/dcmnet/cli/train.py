@@ -121,7 +121,7 @@ def _overrides(args) -> dict:
 
 def run_train(args) -> int:
     from dcmnet.config import ExperimentConfig
-    from dcmnet.runner import run_training
+    from dcmnet.training.runner import run_training
 
     if args.distributed:
         import jax
@@ -144,8 +144,8 @@ def run_evaluate(args) -> int:
 
     from dcmnet.data.loader import load_dataset
     from dcmnet.data.split import load_split
-    from dcmnet.evaluate import evaluate_model, summary_table, write_json
-    from dcmnet.experiment import SPLIT_NAME, find_experiment_dir, load_experiment
+    from dcmnet.training.evaluate import evaluate_model, summary_table, write_json
+    from dcmnet.training.experiment import SPLIT_NAME, find_experiment_dir, load_experiment
 
     console = Console(stderr=True)
     if args.json and args.json != "-":

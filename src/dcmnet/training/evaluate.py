@@ -36,7 +36,7 @@ def model_errors(model, params, data: Dataset, batch_size: int = 16,
     """
     import jax
 
-    from dcmnet.loss import predict
+    from dcmnet.training.loss import predict
     from dcmnet.model import check_atomic_numbers
 
     check_atomic_numbers(data.Z, model.max_atomic_number)

@@ -11,7 +11,7 @@ BOOL = argparse.BooleanOptionalAction
 
 def add_parsers(sub) -> None:
     """Register ``tune``."""
-    from dcmnet.cli_train import SETTINGS, SWITCHES
+    from dcmnet.cli.train import SETTINGS, SWITCHES
 
     p = sub.add_parser(
         "tune", help="hyperparameter search (Optuna; pip install 'dcmnet[tune]')",
@@ -66,7 +66,7 @@ def add_parsers(sub) -> None:
 
 
 def _fixed(args) -> dict:
-    from dcmnet.cli_train import SETTINGS, SWITCHES
+    from dcmnet.cli.train import SETTINGS, SWITCHES
 
     out = {}
     for flag in [s[0] for s in SETTINGS] + [s[0] for s in SWITCHES]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from dcmnet.analysis import CheckpointAnalysis, analyze_training_history
 from dcmnet.errors import OptionalDependencyError
-from dcmnet.export import atomic_path
+from dcmnet.fileio import atomic_path
 
 __all__ = [
     "Plot", "ESP_CMAP", "ERROR_CMAP", "CHARGE_CMAP", "ESP_UNIT", "DIMENSIONLESS",
@@ -579,7 +579,7 @@ def make_all_plots(experiment, data=None, *, kind: str = "best",
     """
     from dcmnet.analysis import analyze_checkpoint
     from dcmnet.errors import CheckpointError
-    from dcmnet.experiment import find_experiment_dir
+    from dcmnet.training.experiment import find_experiment_dir
 
     if html and evaluate:
         _plotly()               # fail before any work, not after half of the pictures

@@ -14,7 +14,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all subcommands)."""
     from dcmnet import __version__
-    from dcmnet.generate.cli import add_parsers as add_generate
+    from dcmnet.cli.generate import add_parsers as add_generate
 
     parser = argparse.ArgumentParser(
         prog="dcmnet",
@@ -77,9 +77,9 @@ def _format_warnings() -> None:
 
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
-    from dcmnet import cli_analysis, cli_data, cli_export, cli_models, cli_train, cli_tune
-    return [cli_train.add_parsers, cli_analysis.add_parsers, cli_tune.add_parsers,
-            cli_data.add_parsers, cli_models.add_parsers, cli_export.add_parsers]
+    from dcmnet.cli import analysis, data, export, models, train, tune
+    return [train.add_parsers, analysis.add_parsers, tune.add_parsers,
+            data.add_parsers, models.add_parsers, export.add_parsers]
 
 
 def main(argv: list[str] | None = None) -> int:
