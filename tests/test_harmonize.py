@@ -8,7 +8,7 @@ import pytest
 
 from dcmnet import units
 from dcmnet.data import Dataset, load_dataset, load_dataset_with_report, read_npz
-from dcmnet.data.harmonize import ALIASES
+from dcmnet.data.readers.npz import ALIASES
 from dcmnet.errors import DataError
 
 

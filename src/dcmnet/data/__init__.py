@@ -2,7 +2,7 @@
 from dcmnet.data.batching import (BatchIterator, bucket_shapes, iterate_batches, make_batch,
                                   pad_sizes, stack_batches)
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.harmonize import read_npz
+from dcmnet.data.readers.npz import read_npz
 from dcmnet.data.loader import (bundled_dataset_path, detect_format, load_dataset,
                                 load_dataset_with_report)
 from dcmnet.data.mmml import read_mmml_npz, write_mmml_npz

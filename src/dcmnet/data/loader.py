@@ -3,7 +3,7 @@
 Detection is by content, never by file name alone (:func:`dcmnet.data.readers.sniff`):
 
 * NPZ: canonical dcmnet files (``format`` key equal to :data:`dataset.FORMAT_TAG`) or any
-  mmml-style/aliased layout (:func:`dcmnet.data.harmonize.read_npz`);
+  mmml-style/aliased layout (:func:`dcmnet.data.readers.npz.read_npz`);
 * Gaussian cube, Gaussian ``.esp`` (iop(6/50=1)), AmberTools espot, psi4 ``grid.dat`` +
   ``grid_esp.dat``, ORCA ``orca_vpot`` output, SPICE-like HDF5, extxyz with ESP points
   (:mod:`dcmnet.data.readers`), with companion files (density cube, geometries) paired
@@ -51,7 +51,7 @@ def detect_format(path: PathLike) -> str:
     Raises:
         DataError: unreadable file, unknown ``format`` tag, or no known layout.
     """
-    from dcmnet.data.harmonize import detect_npz_kind
+    from dcmnet.data.readers.npz import detect_npz_kind
     from dcmnet.data.readers.registry import sniff
 
     path = Path(path)

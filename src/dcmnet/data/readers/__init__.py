@@ -13,7 +13,8 @@ module                 format                                                 na
 :mod:`.hdf5`           SPICE-like HDF5 with ESP datasets                     ``units`` attrs
                                                                               (Bohr, Ha/e)
 :mod:`.extxyz`         extxyz: atoms + ``X`` rows carrying ``esp``           Å, Hartree/e
-:mod:`dcmnet.data.harmonize`  NPZ (canonical, mmml-style and aliases)        Å, Hartree/e
+:mod:`.npz`            NPZ (canonical, mmml-style and aliases; layouts in    Å, Hartree/e
+                       :mod:`.npz_layout`)
 =====================  ====================================================  =================
 
 Every reader returns ``(Dataset, report_lines)``; :mod:`.registry` detects formats by

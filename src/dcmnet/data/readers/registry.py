@@ -349,7 +349,7 @@ def read_job(job: Job, options: ReadOptions | None = None):
     options = options or ReadOptions()
     k = job.kind
     if k == "npz":
-        from dcmnet.data.harmonize import read_npz
+        from dcmnet.data.readers.npz import read_npz
         return read_npz(job.path, options)
     if k == "hdf5":
         from dcmnet.data.readers.hdf5 import read_hdf5

@@ -1,48 +1,9 @@
-"""NPZ harmonization: any reasonable NumPy archive of ESP data → the canonical dataset.
+"""The layouts and shapes of NPZ archives read by :func:`dcmnet.data.readers.npz.read_npz`.
 
-The group's files and earlier scripts use many names and shapes for the same things.
-:func:`read_npz` translates them to the mmml layout of :mod:`dcmnet.data.mmml` (whose
-builder applies the padding, net-charge and dipole rules) and reports every decision.
-Rules (each one is written to the report):
-
-* **Field aliases** (exact key, or case-insensitive for names longer than one letter):
-
-  ====================  ===========================================================
-  role                  accepted keys, in order of preference
-  ====================  ===========================================================
-  positions (Å)         ``R``, ``positions``, ``coordinates``, ``coords``, ``xyz``, ``pos``
-  atomic numbers        ``Z``, ``atomic_numbers``, ``numbers``, ``elements``, ``species``,
-                        ``symbols`` (strings are element symbols; ``''``/``'X'`` = padding)
-  grid points (Å)       ``vdw_surface``, ``esp_grid``, ``vdw_grid``, ``grid``,
-                        ``surface_points``, ``grid_points``, ``points``
-  ESP (Hartree/e)       ``esp``, ``esp_values``, ``potential``, ``esp_ref``, ``V``, ``vpot``
-  atoms per molecule    ``N``, ``n_atoms``, ``natoms``, ``num_atoms``
-  points per molecule   ``n_grid``, ``ngrid``, ``n_points``, ``num_grid``, ``n_esp``
-  reference charges     ``mono``, ``monopoles``, ``charges``, ``atomic_charges``,
-                        ``partial_charges``, ``esp_charges``
-  dipole (e·Bohr)       ``Dxyz``, ``dipole``, ``dipoles``, ``dipole_vector``, ``D_xyz``
-  dipole origin (Å)     ``com``, ``center_of_mass``, ``centre_of_mass``, ``dipole_origin``
-  net charge (e)        ``Q`` (by shape, below), ``total_charge``, ``net_charge``, ``charge``
-  name                  ``name``, ``names``, ``mol_name``, ``id``
-  ====================  ===========================================================
-
-* **Layouts**: padded ``(n, A[, 3])`` arrays (the mmml layout); ragged flat arrays with
-  per-molecule counts (``Z`` (ΣN,) + ``N`` (n,), ``esp`` (ΣG,) + ``n_grid`` (n,)); one
-  molecule without a leading axis; per-molecule arrays stored flat (``(n·A·3,)``,
-  ``(n, A·3)``) are reshaped.
-* **Counts**: missing ``N`` → from ``Z > 0`` (padded atoms are recognised by Z = 0, never by
-  position); missing ``n_grid`` → from the padding: rows whose three coordinates are a
-  sentinel (|x| ≥ 999 Å, e.g. 1e4 or 1e6 written by some tools) and trailing all-zero rows.
-* **``D`` by shape**: (n,) → dipole magnitude (report only); (n, 3) → molecular dipole
-  vector (used when there is no ``Dxyz``; its unit is inferred from ``mono`` when possible,
-  else e·Bohr as ``Dxyz``); (n, A, 3) → atom-centred dipoles (report only).
-* **``Q`` by shape**: (n,) → net charge; (n, 6) → quadrupole components; (n, 9) or
-  (n, 3, 3) → 3×3 quadrupole tensor (both report only); (n, A) → atomic charges (warning:
-  should be ``mono``; used as ``mono`` when that is absent). Flat storage is recognised by
-  size; ambiguous sizes are resolved by content and reported.
-* missing ``mono`` → no reference charges (warning; charge loss and metrics are off).
-
-Nothing is ever unpickled (:func:`dcmnet.data.dataset.open_npz`).
+:func:`harmonize` translates aliased, ragged, flat or single-molecule arrays to the strict
+padded mmml layout of :mod:`dcmnet.data.mmml` (``_build`` then applies the padding,
+net-charge and dipole rules); every decision goes to the report. The rules are listed in
+:mod:`dcmnet.data.readers.npz`.
 """
 from __future__ import annotations
 
@@ -50,36 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dcmnet.data.dataset import FORMAT_TAG, Dataset, open_npz, read_array
-from dcmnet.data.mmml import _build
 from dcmnet.data.readers.base import (ReadOptions, Report, element_number, resolve_esp,
                                       resolve_length)
 from dcmnet.errors import DataError
 from dcmnet.units import DEBYE_TO_EBOHR, EBOHR_TO_EANGSTROM
 
-#: role → accepted keys (first present wins; the others are reported as ignored).
-ALIASES: dict[str, tuple[str, ...]] = {
-    "R": ("R", "positions", "coordinates", "coords", "xyz", "pos"),
-    "Z": ("Z", "atomic_numbers", "numbers", "elements", "species", "symbols"),
-    "vdw_surface": ("vdw_surface", "esp_grid", "vdw_grid", "grid", "surface_points",
-                    "grid_points", "points"),
-    "esp": ("esp", "esp_values", "potential", "esp_ref", "V", "vpot"),
-    "N": ("N", "n_atoms", "natoms", "num_atoms"),
-    "n_grid": ("n_grid", "ngrid", "n_points", "num_grid", "n_esp"),
-    "mono": ("mono", "monopoles", "charges", "atomic_charges", "partial_charges",
-             "esp_charges"),
-    "Dxyz": ("Dxyz", "dipole", "dipoles", "dipole_vector", "D_xyz"),
-    "com": ("com", "center_of_mass", "centre_of_mass", "dipole_origin"),
-    "Qnet": ("total_charge", "net_charge", "charge"),
-    "name": ("name", "names", "mol_name", "id"),
-}
-ROLE_TEXT = {
-    "R": "atom positions (Å)", "Z": "atomic numbers", "vdw_surface": "ESP grid points (Å)",
-    "esp": "ESP values (Hartree/e)", "N": "atoms per molecule",
-    "n_grid": "grid points per molecule", "mono": "reference atomic charges (e)",
-    "Dxyz": "dipole vector (e·Bohr)", "com": "dipole origin (Å)", "Qnet": "net charge (e)",
-    "name": "molecule names",
-}
 #: |coordinate| from which a grid row counts as a padding sentinel (Å).
 SENTINEL = 999.0
 
@@ -94,125 +30,6 @@ class _Ctx:
             where += f" of molecule {int(mol)}"
         return DataError(f"{where} {msg}" + (f" {fix}" if fix else ""))
 
-
-def _find(files: list[str], role: str) -> tuple[str | None, list[str]]:
-    found = []
-    lower = {f.lower(): f for f in files}
-    for key in ALIASES[role]:
-        if key in files:
-            found.append(key)
-        elif len(key) > 1 and key.lower() in lower and lower[key.lower()] not in found:
-            found.append(lower[key.lower()])
-    return (found[0] if found else None), found[1:]
-
-
-def detect_npz_kind(path) -> str:
-    """``"canonical"`` (dcmnet tag) or ``"harmonize"`` (anything with positions, atomic
-    numbers, ESP and grid under some accepted name).
-
-    Raises:
-        DataError: unreadable file, a foreign ``format`` tag, or required roles missing.
-    """
-    path = Path(path)
-    with open_npz(path) as z:
-        files = list(z.files)
-        if "format" in files:
-            try:
-                tag = str(z["format"])
-            except ValueError:
-                tag = "<pickled object>"
-            if tag == FORMAT_TAG:
-                return "canonical"
-            raise DataError(f"{path}: 'format' key is {tag!r}; this dcmnet reads canonical "
-                            f"files tagged {FORMAT_TAG!r} (written by a different version?).")
-    missing = [r for r in ("R", "Z", "esp", "vdw_surface") if _find(files, r)[0] is None]
-    if missing:
-        raise DataError(
-            f"{path}: unknown NPZ layout (keys {sorted(files)}): no "
-            + ", ".join(f"{ROLE_TEXT[r]} ({'/'.join(ALIASES[r][:4])}…)" for r in missing)
-            + f". Expected a canonical dcmnet dataset (key 'format' = {FORMAT_TAG!r}) or an "
-            "mmml-style file with 'R', 'Z', 'esp' and 'vdw_surface' (or their aliases, see "
-            "docs/data.md).")
-    return "harmonize"
-
-
-def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
-    """Read any supported NPZ (canonical, mmml-style, or with aliases/other shapes).
-
-    Args:
-        path: the ``.npz`` file (never unpickled).
-        options: unit overrides (NPZ files are taken to be in Å and Hartree/e).
-    Returns:
-        ``(dataset, report_lines)``; the report names each translation and decision.
-    Raises:
-        DataError: pickled/object arrays, unknown layout, inconsistent shapes/counts,
-            unknown element symbols, NaN/Inf in real entries; the message names file,
-            field, molecule and the fix.
-    """
-    options = options or ReadOptions()
-    path = Path(path)
-    kind = detect_npz_kind(path)
-    if kind == "canonical":
-        ds = Dataset.load(path)
-        lines = [f"{path.name}: canonical dcmnet dataset, {len(ds)} molecules, "
-                 f"{int(ds.n_atoms.min())}..{int(ds.n_atoms.max())} atoms, "
-                 f"{int(ds.n_grid.min())}..{int(ds.n_grid.max())} grid points; Å, e, "
-                 "Hartree/e."]
-        if options.length_unit not in (None, "angstrom") or options.esp_unit not in (
-                None, "hartree"):
-            raise DataError(f"{path}: a canonical dcmnet dataset is always in Å and "
-                            "Hartree/e; drop --length-unit/--esp-unit for it.")
-        return ds, lines
-    rep = Report(path)
-    with open_npz(path) as z:
-        files = list(z.files)
-        raw, used = {}, set()
-        for role in ALIASES:
-            key, others = _find(files, role)
-            if key is None:
-                continue
-            raw[role] = read_array(z, key, path)
-            used.add(key)
-            if key != role and not (role == "vdw_surface" and key == "esp_grid") \
-                    and not (role == "Qnet"):
-                rep.note(f"field '{key}' read as '{role}' ({ROLE_TEXT[role]}).")
-            elif role == "vdw_surface" and key == "esp_grid":
-                rep.note("ESP points read from 'esp_grid' (alias of 'vdw_surface').")
-            for o in others:
-                rep.note(f"field '{o}' is another name for {ROLE_TEXT[role]}; used '{key}', "
-                         f"ignored '{o}'.")
-                used.add(o)
-            if role == "Qnet":
-                raw["_Qnet_key"] = key
-        for k in ("D", "Q"):
-            if k in files:
-                raw["_" + k] = read_array(z, k, path)
-                used.add(k)
-        extra = [k for k in files if k not in used]
-    if extra:
-        rep.note(f"ignored extra key(s) {sorted(extra)} (not used by dcmnet).")
-    ctx = _Ctx(path, rep)
-    mm = _harmonize(raw, ctx, options)
-    n_notes = len(rep.lines)
-    lines_holder: list[str] = []
-
-    def note(line):
-        lines_holder.append(f"{rep.tag}: {line}")
-
-    def warn(line):
-        import warnings
-        lines_holder.append(f"{rep.tag}: WARNING: {line}")
-        warnings.warn(f"{path}: {line}", UserWarning, stacklevel=4)
-
-    ds = _build(path, mm, note, warn)
-    summary = lines_holder.pop()  # mmml's summary line comes last
-    translated = n_notes > 0 and any("read as" in ln or "reshaped" in ln or "interpreted" in ln
-                                     or "ragged" in ln or "single molecule" in ln
-                                     for ln in rep.lines)
-    head = (f"{rep.tag}: detected NPZ with other field names/shapes, harmonized to the "
-            "mmml-style layout; lengths Å, ESP Hartree/e." if translated else
-            f"{rep.tag}: detected mmml-style padded NPZ; lengths Å, ESP Hartree/e.")
-    return ds, [head, summary] + rep.lines + lines_holder
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -276,9 +93,12 @@ def _counts(ctx, arr, key) -> np.ndarray:
     return np.round(a).astype(np.int64)
 
 
-def _harmonize(raw: dict, ctx: _Ctx, options: ReadOptions) -> dict:
-    """Translate aliased/reshaped arrays to the strict mmml layout understood by ``_build``."""
-    rep = ctx.rep
+def harmonize(raw: dict, ctx: _Ctx, options: ReadOptions) -> dict:
+    """Translate aliased/reshaped arrays to the strict mmml layout understood by ``_build``.
+
+    Sections: layout (padded, ragged or single molecule), units, grid padding (sentinel rows
+    and counts), ``mono``/``com``/``name``, ``Q`` and net charge by shape, ``D`` by shape.
+    """
     Z = _z_from(raw["Z"], ctx)
     R = _numeric(ctx, "R", raw["R"])
     esp = _numeric(ctx, "esp", raw["esp"])
@@ -286,8 +106,58 @@ def _harmonize(raw: dict, ctx: _Ctx, options: ReadOptions) -> dict:
     out: dict = {}
     N_raw = _counts(ctx, raw["N"], "N") if "N" in raw else None
     G_raw = _counts(ctx, raw["n_grid"], "n_grid") if "n_grid" in raw else None
+    n, A, Z, R, esp, grid, G_raw = _layout(raw, ctx, Z, R, esp, grid, N_raw, G_raw)
+    G = esp.shape[1]
 
-    # ------------------------------------------------------------ layout
+    # ------------------------------------------------------------ units
+    lf = resolve_length("angstrom", options, ctx.rep)
+    ef = resolve_esp("hartree", options, ctx.rep)
+    R = R.astype(np.float64) * lf
+    grid = grid.astype(np.float64)
+    esp = esp.astype(np.float64) * ef
+    grid, esp, G_raw = _grid_padding(ctx, grid, esp, G_raw, n, G)
+    grid = grid * lf
+    if G_raw is not None:
+        if G_raw.shape != (n,):
+            raise ctx.err("n_grid", f"has {G_raw.size} entries, expected {n}.")
+        out["n_grid"] = G_raw
+    if N_raw is not None:
+        if N_raw.shape != (n,):
+            raise ctx.err("N", f"has {N_raw.size} entries, expected {n}.")
+        out["N"] = N_raw
+    out.update(R=R, Z=Z, esp=esp, vdw_surface=grid)
+
+    # ------------------------------------------------------------ mono, com, name
+    if "mono" in raw:
+        out["mono"] = _reshape(ctx, "mono", _numeric(ctx, "mono", np.asarray(raw["mono"])),
+                               (n, A))
+    if "com" in raw:
+        out["com"] = _reshape(ctx, "com", _numeric(ctx, "com", np.asarray(raw["com"])),
+                              (n, 3)).astype(np.float64) * lf
+    if "name" in raw:
+        nm = np.asarray(raw["name"])
+        out["name"] = nm.reshape(-1) if nm.size == n else nm
+
+    # ------------------------------------------------------------ Q by shape
+    if "_Q" in raw:
+        _interpret_Q(ctx, raw["_Q"], n, A, Z > 0, out)
+    if "Qnet" in raw:
+        _net_charge(ctx, raw, n, A, out)
+
+    # ------------------------------------------------------------ D by shape
+    if "Dxyz" in raw:
+        out["Dxyz"] = _numeric(ctx, "Dxyz", np.asarray(raw["Dxyz"]))
+    if "_D" in raw:
+        _interpret_D(ctx, raw["_D"], n, A, out, R, Z)
+    return out
+
+
+def _layout(raw, ctx, Z, R, esp, grid, N_raw, G_raw):
+    """Padded ``(n, A[, 3])`` arrays from the padded, ragged flat or single-molecule layout.
+
+    Returns ``(n, A, Z, R, esp, grid, G_raw)``; ``raw["mono"]`` is padded in place.
+    """
+    rep = ctx.rep
     if Z.ndim == 2:
         n, A = Z.shape
     elif Z.ndim == 1 and N_raw is not None and len(N_raw) >= 1 and \
@@ -334,15 +204,15 @@ def _harmonize(raw: dict, ctx: _Ctx, options: ReadOptions) -> dict:
         esp = _reshape(ctx, "esp", esp, (n, esp.size // n))
     G = esp.shape[1]
     grid = _reshape(ctx, "vdw_surface", grid, (n, G, 3))
+    return n, A, Z, R, esp, grid, G_raw
 
-    # ------------------------------------------------------------ units
-    lf = resolve_length("angstrom", options, rep)
-    ef = resolve_esp("hartree", options, rep)
-    R = R.astype(np.float64) * lf
-    grid = grid.astype(np.float64)
-    esp = esp.astype(np.float64) * ef
 
-    # ------------------------------------------------------------ grid padding
+def _grid_padding(ctx, grid, esp, G_raw, n, G):
+    """Drop sentinel rows (|x| ≥ :data:`SENTINEL`) and trailing zero rows; counts from them.
+
+    Returns ``(grid, esp, G_raw)`` with real rows first, in order.
+    """
+    rep = ctx.rep
     sentinel = (np.abs(grid) >= SENTINEL).all(axis=2)
     if sentinel.any():
         vals = np.unique(np.abs(grid[sentinel]))
@@ -377,68 +247,40 @@ def _harmonize(raw: dict, ctx: _Ctx, options: ReadOptions) -> dict:
                      f"{', '.join(f'{v:g}' for v in vals[:3])} in {int(sentinel.sum())} rows, "
                      f"plus trailing zero rows): {int(ng.min())}..{int(ng.max())} points per "
                      "molecule.")
-    grid = grid * lf
-    if G_raw is not None:
-        if G_raw.shape != (n,):
-            raise ctx.err("n_grid", f"has {G_raw.size} entries, expected {n}.")
-        out["n_grid"] = G_raw
-    if N_raw is not None:
-        if N_raw.shape != (n,):
-            raise ctx.err("N", f"has {N_raw.size} entries, expected {n}.")
-        out["N"] = N_raw
-    out.update(R=R, Z=Z, esp=esp, vdw_surface=grid)
+    return grid, esp, G_raw
 
-    # ------------------------------------------------------------ mono, com, name
-    if "mono" in raw:
-        out["mono"] = _reshape(ctx, "mono", _numeric(ctx, "mono", np.asarray(raw["mono"])),
-                               (n, A))
-    if "com" in raw:
-        out["com"] = _reshape(ctx, "com", _numeric(ctx, "com", np.asarray(raw["com"])),
-                              (n, 3)).astype(np.float64) * lf
-    if "name" in raw:
-        nm = np.asarray(raw["name"])
-        out["name"] = nm.reshape(-1) if nm.size == n else nm
 
-    # ------------------------------------------------------------ Q by shape
-    real_atoms = Z > 0
-    if "_Q" in raw:
-        _interpret_Q(ctx, raw["_Q"], n, A, real_atoms, out)
-    if "Qnet" in raw:
-        key = raw["_Qnet_key"]
-        q = _numeric(ctx, key, np.asarray(raw["Qnet"], dtype=np.float64).reshape(-1))
-        if q.size == 1 and n > 1:
-            q = np.full(n, float(q[0]))
-        if q.size == n * A and q.size != n:
-            # per-atom values under a net-charge name: atomic charges, like a (n, A) 'Q'
-            if "mono" in out:
-                rep.warn(f"'{key}' holds one value per atom (atomic charges?) and 'mono' "
-                         "exists; ignored.")
-            else:
-                out["mono"] = q.reshape(n, A)
-                rep.warn(f"'{key}' holds one value per atom: interpreted as atomic charges and "
-                         "used as 'mono'; store reference atomic charges under 'mono'.")
-            q = None
-        elif q.shape != (n,):
-            raise ctx.err(key, f"has {q.size} entries, expected one net charge per molecule "
-                          f"({n}).")
-        if q is None:
-            pass
-        elif "Q" in out:
-            if not np.allclose(out["Q"], q):
-                i = int(np.flatnonzero(~np.isclose(out["Q"], q))[0])
-                raise ctx.err(key, f"is {q[i]:g} but 'Q' says {out['Q'][i]:g}.",
-                              "Keep one consistent net charge.", mol=i)
-            rep.note(f"'{key}' agrees with 'Q'.")
+def _net_charge(ctx, raw, n, A, out):
+    """The net charge under a ``Qnet`` alias: checked against ``Q``, or per-atom → ``mono``."""
+    rep = ctx.rep
+    key = raw["_Qnet_key"]
+    q = _numeric(ctx, key, np.asarray(raw["Qnet"], dtype=np.float64).reshape(-1))
+    if q.size == 1 and n > 1:
+        q = np.full(n, float(q[0]))
+    if q.size == n * A and q.size != n:
+        # per-atom values under a net-charge name: atomic charges, like a (n, A) 'Q'
+        if "mono" in out:
+            rep.warn(f"'{key}' holds one value per atom (atomic charges?) and 'mono' "
+                     "exists; ignored.")
         else:
-            out["Q"] = q
-            rep.note(f"net charge read from '{key}' (as 'Q').")
-
-    # ------------------------------------------------------------ D by shape
-    if "Dxyz" in raw:
-        out["Dxyz"] = _numeric(ctx, "Dxyz", np.asarray(raw["Dxyz"]))
-    if "_D" in raw:
-        _interpret_D(ctx, raw["_D"], n, A, out, R, Z)
-    return out
+            out["mono"] = q.reshape(n, A)
+            rep.warn(f"'{key}' holds one value per atom: interpreted as atomic charges and "
+                     "used as 'mono'; store reference atomic charges under 'mono'.")
+        q = None
+    elif q.shape != (n,):
+        raise ctx.err(key, f"has {q.size} entries, expected one net charge per molecule "
+                      f"({n}).")
+    if q is None:
+        pass
+    elif "Q" in out:
+        if not np.allclose(out["Q"], q):
+            i = int(np.flatnonzero(~np.isclose(out["Q"], q))[0])
+            raise ctx.err(key, f"is {q[i]:g} but 'Q' says {out['Q'][i]:g}.",
+                          "Keep one consistent net charge.", mol=i)
+        rep.note(f"'{key}' agrees with 'Q'.")
+    else:
+        out["Q"] = q
+        rep.note(f"net charge read from '{key}' (as 'Q').")
 
 
 def _interpret_Q(ctx: _Ctx, Q: np.ndarray, n: int, A: int, real: np.ndarray, out: dict):
