@@ -31,9 +31,9 @@ def water_box(n: int, spacing: float = 3.1, seed: int = 0):
     rng = np.random.default_rng(seed)
     pos, Z = [], []
     for k in range(n):
-        i, j, l = k % side, (k // side) % side, k // side ** 2
+        i, j, kz = k % side, (k // side) % side, k // side ** 2
         rot = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
-        pos.append((w.positions - com) @ rot.T + spacing * np.array([i, j, l]))
+        pos.append((w.positions - com) @ rot.T + spacing * np.array([i, j, kz]))
         Z.extend(w.numbers)
     return np.array(Z), np.concatenate(pos), np.eye(3) * spacing * side
 

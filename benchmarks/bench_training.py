@@ -17,7 +17,6 @@ import resource
 import time
 
 import jax
-import numpy as np
 
 from dcmnet.config import create_default_config
 from dcmnet.data.batching import BatchIterator, bucket_shapes

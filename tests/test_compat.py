@@ -219,7 +219,7 @@ def test_lr_schedule_and_accumulation_snippets(small_npz, tmp_path):
 
 
 def test_train_runner_command_line(small_npz, tmp_path, monkeypatch):
-    """``python -m dcmnet.compat.train_runner --name my_model --num-epochs ... 
+    """``python -m dcmnet.compat.train_runner --name my_model --num-epochs ...
     --gradient-accumulation-steps 4`` (the summary's Quick Start)."""
     monkeypatch.chdir(tmp_path)
     argv = ["dcmnet.compat.train_runner", "--name", "my_model", "--num-epochs", "1",

@@ -2,7 +2,6 @@
 import csv
 
 import numpy as np
-import pytest
 from ase.build import molecule
 
 from dcmnet.fileio.tables import write_csv, write_sites_csv

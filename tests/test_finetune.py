@@ -2,7 +2,6 @@
 source's loss on that batch), frozen groups bitwise unchanged, architecture mismatches
 refused naming the setting, new elements warned about, init_from recorded."""
 import json
-import warnings
 
 import jax
 import numpy as np

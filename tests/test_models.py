@@ -1,10 +1,7 @@
 """Shipped models: name resolution, the model card, domain warnings, `dcmnet models`."""
 import json
 import shutil
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ from dcmnet.data import load_dataset
 from dcmnet.data.readers import (ReadOptions, read_espot, read_extxyz, read_gaussian_esp,
                                  read_hdf5, read_orca_vpot, read_psi4_grid, read_xyz_geometry,
                                  sniff)
-from dcmnet.data.readers.base import check_electron_count
+from dcmnet.data.readers.chemistry import check_electron_count
 from dcmnet.errors import DataError, OptionalDependencyError
 
 pytestmark = pytest.mark.qm

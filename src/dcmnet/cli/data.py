@@ -79,7 +79,7 @@ def describe_dataset(ds) -> list[str]:
     """Summary lines of a dataset: molecules, elements, counts, charges, ESP range, labels."""
     import numpy as np
 
-    from dcmnet.data.readers.base import symbol
+    from dcmnet.data.readers.chemistry import symbol
     from dcmnet.units import hartree_to_kcal
 
     els, cnt = np.unique(ds.Z, return_counts=True)

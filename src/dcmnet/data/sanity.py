@@ -350,7 +350,7 @@ def check_esp_magnitude(ds: Dataset) -> list[Finding]:
 
 def check_net_charge(ds: Dataset, idx) -> list[Finding]:
     """Warning when the ESP's monopole contradicts a molecule's net charge."""
-    from dcmnet.data.readers.base import estimate_net_charge
+    from dcmnet.data.readers.chemistry import estimate_net_charge
     bad = []
     for i in idx:
         m = ds.molecule(i)

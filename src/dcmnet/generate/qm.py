@@ -79,7 +79,7 @@ def check_basis(element_sets, method: str = DEFAULT_METHOD, basis: str = DEFAULT
                             unit="Angstrom", basis=basis, spin=sum(els) % 2, verbose=0)
                 if density_fit:
                     mf = scf.RHF(mol) if method.lower() in ("hf", "rhf") else dft.RKS(mol)
-                    if not method.lower() in ("hf", "rhf"):
+                    if method.lower() not in ("hf", "rhf"):
                         mf.xc = method
                     mf = mf.density_fit()
                     mf.with_df.build()

@@ -68,7 +68,7 @@ def read_structures(paths, index: str = ":") -> list:
         got = got if isinstance(got, list) else [got]
         if not got or any(len(a) == 0 for a in got):
             raise DataError(f"{p}: a structure without atoms.")
-        from dcmnet.data.readers.base import mol_formal_charges
+        from dcmnet.data.readers.chemistry import mol_formal_charges
         formal = mol_formal_charges(p)
         for k, a in enumerate(got):
             a.info.setdefault("source", f"{p}@{k}")

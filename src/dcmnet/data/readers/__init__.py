@@ -21,7 +21,8 @@ Every reader returns ``(Dataset, report_lines)``; :mod:`.registry` detects forma
 content and pairs companion files. Use :func:`dcmnet.data.load_dataset` to read any mix of
 them.
 """
-from dcmnet.data.readers.base import ESP_UNITS, LENGTH_UNITS, Geometry, ReadOptions
+from dcmnet.data.readers.base import Geometry, ReadOptions
+from dcmnet.data.readers.file_units import ESP_UNITS, LENGTH_UNITS
 from dcmnet.data.readers.cube import read_cube
 from dcmnet.data.readers.espot import read_espot, write_espot
 from dcmnet.data.readers.extxyz import read_extxyz, read_xyz_geometry, write_extxyz

@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, Report, build_dataset,
-                                      check_electron_count, dipole_to_com, element_number,
-                                      err, formula, molecules_of, net_charge_from_esp,
-                                      read_text, resolve_esp, resolve_length,
-                                      write_text_atomic, symbol)
+from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, read_text,
+                                      write_text_atomic)
+from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.chemistry import (check_electron_count, dipole_to_com, element_number,
+                                           formula, molecules_of, net_charge_from_esp, symbol)
+from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 #: Per-row columns taken as reference atomic charges, in order of preference.
@@ -222,7 +223,7 @@ def _fmt_info(m: dict) -> str:
     s = (f'Properties=species:S:1:pos:R:3:charges:R:1:esp:R:1 charge={int(round(q))} '
          f'name="{name}"')
     if m.get("dipole") is not None:
-        from dcmnet.data.readers.base import com
+        from dcmnet.data.readers.chemistry import com
         mu0 = np.asarray(m["dipole"], float) + q * com(m["Z"], m["R"])
         s += ' dipole="{:.10f} {:.10f} {:.10f}"'.format(*mu0)
     return s + ' pbc="F F F"'

@@ -39,9 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (LENGTH_UNITS, UNIT_LABEL, ESP_UNITS, ReadOptions,
-                                      Report, build_dataset, err, esp_unit, formula,
-                                      length_unit, molecules_of, net_charge_from_esp)
+from dcmnet.data.readers.base import ReadOptions, build_dataset
+from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.chemistry import formula, molecules_of, net_charge_from_esp
+from dcmnet.data.readers.file_units import (LENGTH_UNITS, UNIT_LABEL, ESP_UNITS, esp_unit,
+                                            length_unit)
 from dcmnet.fileio import atomic_path
 from dcmnet.errors import DataError, OptionalDependencyError
 from dcmnet.units import ANGSTROM_TO_BOHR, EBOHR_TO_EANGSTROM

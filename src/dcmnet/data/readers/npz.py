@@ -48,12 +48,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from dcmnet.data.dataset import FORMAT_TAG, Dataset, open_npz, read_array
 from dcmnet.data.mmml import _build
-from dcmnet.data.readers.base import ReadOptions, Report
+from dcmnet.data.readers.base import ReadOptions
 from dcmnet.data.readers.npz_layout import _Ctx, harmonize
+from dcmnet.data.readers.report import Report
 from dcmnet.errors import DataError
 
 #: role → accepted keys (first present wins; the others are reported as ignored).
@@ -197,3 +196,6 @@ def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[st
             "mmml-style layout; lengths Å, ESP Hartree/e." if translated else
             f"{rep.tag}: detected mmml-style padded NPZ; lengths Å, ESP Hartree/e.")
     return ds, [head, summary] + rep.lines + lines_holder
+
+
+__all__ = ["read_npz", "detect_npz_kind", "ALIASES"]

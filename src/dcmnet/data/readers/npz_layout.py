@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dcmnet.data.readers.base import (ReadOptions, Report, element_number, resolve_esp,
-                                      resolve_length)
+from dcmnet.data.readers.base import ReadOptions
+from dcmnet.data.readers.chemistry import element_number
+from dcmnet.data.readers.file_units import resolve_esp, resolve_length
+from dcmnet.data.readers.report import Report
 from dcmnet.errors import DataError
 from dcmnet.units import DEBYE_TO_EBOHR, EBOHR_TO_EANGSTROM
 
@@ -421,5 +423,3 @@ def _guess_dipole_unit(vec: np.ndarray, out: dict, R, Z) -> tuple[str, float | N
         return "ebohr", None
     return best, ratio_eA / cands[best]
 
-
-__all__ = ["read_npz", "detect_npz_kind", "ALIASES", "SENTINEL"]

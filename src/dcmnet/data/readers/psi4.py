@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, Report, build_dataset,
-                                      default_multiplicity, element_number, err, formula,
-                                      molecules_of, parse_floats, read_text, resolve_esp,
-                                      resolve_length, resolve_net_charge, write_text_atomic)
+from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, parse_floats,
+                                      read_text, resolve_net_charge, write_text_atomic)
+from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.chemistry import (default_multiplicity, element_number, formula,
+                                           molecules_of)
+from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 
 _GEOM = re.compile(r"Geometry \(in (Angstrom|Bohr)\),\s*charge\s*=\s*([-+]?\d+),\s*"
                    r"multiplicity\s*=\s*(\d+)", re.IGNORECASE)
@@ -142,7 +144,7 @@ def write_psi4_output_geometry(Z, R, path, net_charge: float = 0.0,
     """Write the geometry block of a psi4 output (Å) — enough for :func:`parse_psi4_output_geometry`."""
     from ase.data import atomic_masses
 
-    from dcmnet.data.readers.base import symbol
+    from dcmnet.data.readers.chemistry import symbol
     Z, R = np.asarray(Z, int), np.asarray(R, float)
     mult = multiplicity or default_multiplicity(Z, net_charge)
     out = ["", "  Psi4 (output written by dcmnet: geometry block only)", "",

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from dcmnet.data.readers.base import ReadOptions, err
+from dcmnet.data.readers.base import ReadOptions
+from dcmnet.data.readers.report import err
 from dcmnet.errors import DataError
 
 #: kind → (description, role); role "data" is read on its own, "companion" only with data.
