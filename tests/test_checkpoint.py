@@ -10,12 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from dcmnet.training.checkpoint import (
-    CheckpointStore,
-    CheckpointWarning,
-    load_params,
-    resolve_checkpoint,
-)
+from dcmnet.training.checkpoint import CheckpointStore, CheckpointWarning
+from dcmnet.training.checkpoint_load import load_params, resolve_checkpoint
 from dcmnet.errors import CheckpointError
 
 

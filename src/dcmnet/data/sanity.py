@@ -44,8 +44,13 @@ from ase.data import covalent_radii, vdw_radii
 
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
-from dcmnet.units import (ANGSTROM_TO_BOHR, BOHR_TO_ANGSTROM, HARTREE_TO_KCAL_MOL,
-                          HARTREE_TO_KJ_MOL, HARTREE_PER_E_TO_VOLT)
+from dcmnet.units import (
+    ANGSTROM_TO_BOHR,
+    BOHR_TO_ANGSTROM,
+    HARTREE_PER_E_TO_VOLT,
+    HARTREE_TO_KCAL_MOL,
+    HARTREE_TO_KJ_MOL,
+)
 
 #: Closest allowed distance between two atoms, Å.
 MIN_ATOM_DISTANCE = 0.4
@@ -407,7 +412,6 @@ def apply_checks(ds: Dataset, path, report_lines: list[str], length_unit_given: 
         DataError: one message listing every error finding, prefixed with the file.
     """
     import warnings
-
     from pathlib import Path
     findings = check_dataset(ds, length_unit_given, esp_unit_given)
     tag = Path(str(path)).name
@@ -424,70 +428,13 @@ def apply_checks(ds: Dataset, path, report_lines: list[str], length_unit_given: 
     return findings
 
 
-#: Bond criterion of :func:`fragments`: bonded when closer than this × the covalent radii sum.
-#: 1.5 keeps randomly displaced conformers whole (the bundled data needs more than 1.3: a
-#: stretched N-H) while fragments that are really apart (≥ 3 Å, see
-#: ``generate.molecules.MIN_FRAGMENT_SEPARATION``) stay separate.
-FRAGMENT_BOND_SCALE = 1.5
-
-
-def fragments(Z, R, mult: float = FRAGMENT_BOND_SCALE) -> np.ndarray:
-    """Fragment label (0, 1, ...) of every atom: covalent-radius connectivity, atoms i, j
-    bonded when ``|R_i − R_j| < c_i + c_j`` with ``c`` the cutoffs of
-    ``ase.neighborlist.natural_cutoffs`` (``ase.data.covalent_radii``, Cordero et al. 2008,
-    × ``mult``; taken from the table directly, which is what that function returns, to
-    avoid building an ``Atoms`` per molecule).
-
-    Args:
-        Z: (N,) atomic numbers; R: (N, 3) Å.
-    Returns:
-        (N,) int labels, fragments numbered in order of their first atom.
-    """
-    from scipy.sparse.csgraph import connected_components
-
-    Z = np.asarray(Z, int)
-    R = np.asarray(R, float)
-    if len(Z) < 2:
-        return np.zeros(len(Z), int)
-    c = _radii(covalent_radii, Z) * mult
-    d = np.linalg.norm(R[:, None] - R[None], axis=-1)
-    _, lab = connected_components(d < c[:, None] + c[None, :], directed=False)
-    _, first = np.unique(lab, return_index=True)
-    order = np.argsort(np.argsort(first))
-    return order[lab]
-
-
-def check_fragments(ds: Dataset) -> list[Finding]:
-    """Warning for molecules made of several disconnected fragments (:func:`fragments`).
-
-    The net charge is constrained per molecule (record), so the model can move charge
-    between fragments at any distance (a water far from an ion can carry part of its
-    charge). dcmnet does not yet constrain each fragment: split such records or check the
-    per-fragment charge sums of the predictions.
-    """
-    ao = ds.atom_offsets
-    multi = [i for i in range(len(ds))
-             if len(np.unique(fragments(ds.Z[ao[i]:ao[i + 1]], ds.R[ao[i]:ao[i + 1]]))) > 1]
-    if not multi:
-        return []
-    i = multi[0]
-    n = len(np.unique(fragments(ds.Z[ao[i]:ao[i + 1]], ds.R[ao[i]:ao[i + 1]])))
-    return [Finding("warning", "fragments",
-                    f"{len(multi)} of {len(ds)} molecules consist of disconnected fragments "
-                    f"(e.g. molecule {i} ({ds.name[i]}): {n} fragments by covalent radii). "
-                    "The net charge is constrained per molecule only, so charge can move "
-                    "between fragments at any distance; the per-fragment net charges are not "
-                    "constrained (see docs/troubleshooting.md, 'Several fragments in one "
-                    "structure').")]
-
-
 def check_canonical(ds: Dataset) -> list[Finding]:
     """The cheap checks for canonical files (already harmonized): atom overlap and the ESP
     magnitude outside the vdW spheres. Cost: one distance matrix per molecule."""
     return check_atoms_overlap(ds) + check_esp_magnitude(ds)
 
 
-__all__ = ["Finding", "check_dataset", "check_canonical", "check_fragments", "fragments", "check_esp_magnitude",
+__all__ = ["Finding", "check_dataset", "check_canonical", "check_esp_magnitude",
            "drop_points_inside_atoms", "apply_checks", "check_atoms_overlap",
            "check_bond_lengths", "check_esp_units", "check_grid", "check_net_charge",
            "bond_length_ratio", "fitted_charges"]

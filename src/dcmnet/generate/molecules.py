@@ -124,7 +124,7 @@ def read_structure_file(path: str | Path, net_charge: int | None = None) -> Mole
             raise DataError(f"{path}: frame {k} has different atoms than frame 0; put each "
                             "molecule in its own file.")
     if net_charge is None:
-        from dcmnet.data.readers.base import mol_formal_charges
+        from dcmnet.data.readers.chemistry import mol_formal_charges
         formal = mol_formal_charges(path)
         if formal:
             if len(set(formal)) > 1:

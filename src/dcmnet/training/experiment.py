@@ -120,7 +120,8 @@ def load_experiment(path, kind: str = "best"):
     """
     import jax
 
-    from dcmnet.training.checkpoint import CheckpointStore, resolve_checkpoint
+    from dcmnet.training.checkpoint import CheckpointStore
+    from dcmnet.training.checkpoint_load import resolve_checkpoint
     from dcmnet.model import create_model
 
     p = resolve_experiment_path(path)

@@ -246,7 +246,8 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
-    from dcmnet.training.checkpoint import CheckpointStore, resolve_checkpoint
+    from dcmnet.training.checkpoint import CheckpointStore
+    from dcmnet.training.checkpoint_load import resolve_checkpoint
     from dcmnet.training.monitor import Monitor
     from dcmnet.training.parallel import maybe_data_parallel
 

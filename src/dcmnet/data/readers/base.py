@@ -1,15 +1,11 @@
-"""Shared pieces of the ESP file readers: options, reports, units, elements, net charges.
+"""Shared pieces of the ESP file readers: options, text parsing, geometry files, assembly.
 
 Every reader turns one file (or one group of companion files) into a canonical
-:class:`~dcmnet.data.dataset.Dataset` (Å, e, Hartree/e, e·Å) plus a report: a list of
-human-readable lines saying what was detected and decided. Lines that start with
-``WARNING:`` after the file tag are warnings; :class:`Report` also emits them as Python
-:class:`UserWarning` so that library users see them.
-
-Units: each reader knows the units its format uses (for example Bohr and Hartree/e for
-Gaussian ``.esp`` files, Å for psi4 geometries given in Å). ``ReadOptions.length_unit`` /
-``ReadOptions.esp_unit`` override them for ambiguous files; the override is reported.
-All factors come from :mod:`dcmnet.units`.
+:class:`~dcmnet.data.dataset.Dataset` (Å, e, Hartree/e, e·Å) plus a report
+(:mod:`.report`). Here: :class:`ReadOptions` (the user's choices), Fortran-style number
+parsing, :class:`Geometry` companion files, the net charge of a single-molecule file and
+:func:`build_dataset`. Units are in :mod:`.file_units`, elements and net charges in
+:mod:`.chemistry`.
 """
 from __future__ import annotations
 

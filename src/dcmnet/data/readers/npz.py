@@ -49,7 +49,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dcmnet.data.dataset import FORMAT_TAG, Dataset, open_npz, read_array
-from dcmnet.data.mmml import _build
+from dcmnet.data.mmml_build import _build
 from dcmnet.data.readers.base import ReadOptions
 from dcmnet.data.readers.npz_layout import _Ctx, harmonize
 from dcmnet.data.readers.report import Report
