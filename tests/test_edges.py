@@ -212,7 +212,7 @@ $$$$
 
 def test_sdf_formal_charges_are_the_net_charge(tmp_path):
     pytest.importorskip("rdkit")
-    from dcmnet.inference.predict import read_structures, structure_charge
+    from dcmnet.inference.structures import read_structures, structure_charge
     p = tmp_path / "acetate.sdf"
     p.write_text(ACETATE_SDF)
     (a,) = read_structures(p)
@@ -222,7 +222,7 @@ def test_sdf_formal_charges_are_the_net_charge(tmp_path):
 
 
 def test_odd_electron_count_without_charge_is_refused(tmp_path):
-    from dcmnet.inference.predict import read_structures, structure_charge
+    from dcmnet.inference.structures import read_structures, structure_charge
     p = tmp_path / "oh.xyz"
     p.write_text("2\n\nO 0 0 0\nH 0.97 0 0\n")
     (a,) = read_structures(p)

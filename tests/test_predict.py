@@ -13,7 +13,9 @@ from dcmnet.analysis import predict_dataset
 from dcmnet.cli import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
-from dcmnet.inference.predict import Predictor, read_structures, write_predictions
+from dcmnet.inference.predict import Predictor
+from dcmnet.inference.results import write_predictions
+from dcmnet.inference.structures import read_structures
 
 
 @pytest.fixture(scope="module")

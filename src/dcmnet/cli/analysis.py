@@ -176,7 +176,9 @@ def run_plot(args) -> int:
 
 def run_predict(args) -> int:
     from dcmnet.fileio import check_folder
-    from dcmnet.inference.predict import Predictor, read_structures, write_predictions
+    from dcmnet.inference.predict import Predictor
+    from dcmnet.inference.results import write_predictions
+    from dcmnet.inference.structures import read_structures
 
     check_folder(args.out, "--out folder")
     console = _console()

@@ -38,7 +38,7 @@ def run_export(args) -> int:
     from dcmnet.md.calculator import DCMNetCalculator
     from dcmnet.errors import ConfigError
     from dcmnet.training.experiment import find_experiment_dir
-    from dcmnet.inference.predict import read_structures
+    from dcmnet.inference.structures import read_structures
 
     out = Console()
     out_dir = Path(args.out)

@@ -20,170 +20,17 @@ compiles once.
 """
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from dcmnet.data.dataset import segment_offsets
 from dcmnet.errors import DataError
-from dcmnet.units import EANGSTROM_TO_DEBYE
+from dcmnet.inference.results import PredictionResult
+from dcmnet.inference.structures import structure_charge
 
-__all__ = ["Predictor", "PredictionResult", "read_structures", "structure_charge",
-           "write_predictions", "OUTPUT_FORMATS"]
-
-#: Output files of :func:`write_predictions`.
-OUTPUT_FORMATS = ("extxyz", "json", "csv", "dcm")
-
-
-def read_structures(paths, index: str = ":") -> list:
-    """Read structures from files with ASE (format from the file name, as ``ase.io.read``).
-
-    Args:
-        paths: one path or a list of paths (xyz, extxyz, sdf, pdb, any ASE format).
-        index: ASE frame selection applied to every file (default all frames).
-    Returns:
-        list of ``ase.Atoms`` (in file order, each tagged ``info["source"]``).
-    Raises:
-        DataError: a missing or unreadable file, or a file with no atoms.
-    """
-    from ase.io import read
-
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    frames = []
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise DataError(f"{p}: no such structure file.")
-        try:
-            got = read(str(p), index=index)
-        except Exception as exc:  # ASE raises many types
-            raise DataError(f"{p}: ASE could not read it ({type(exc).__name__}: {exc}); give "
-                            "a file ASE reads (xyz, extxyz, sdf, pdb, ...).") from exc
-        got = got if isinstance(got, list) else [got]
-        if not got or any(len(a) == 0 for a in got):
-            raise DataError(f"{p}: a structure without atoms.")
-        from dcmnet.data.readers.chemistry import mol_formal_charges
-        formal = mol_formal_charges(p)
-        for k, a in enumerate(got):
-            a.info.setdefault("source", f"{p}@{k}")
-            if formal is not None and k < len(formal) and "charge" not in a.info:
-                a.info["charge"] = float(formal[k])
-                a.info["charge_source"] = "formal charges (M  CHG)"
-        frames.extend(got)
-    if not frames:
-        raise DataError("no structures given.")
-    return frames
-
-
-def structure_charge(atoms, charge: float | None = None, strict: bool = False) -> float:
-    """Net charge (e) of a structure: ``charge``, else ``atoms.info`` ``charge`` /
-    ``net_charge`` / ``total_charge`` (SDF/MOL files read by :func:`read_structures` carry
-    the sum of their ``M  CHG`` formal charges there), else the rounded sum of the initial
-    charges, else 0.
-
-    Args:
-        strict: when no charge is known and charge 0 gives an odd electron count (a
-            radical, almost always a missing charge), raise instead of returning 0.
-    Raises:
-        DataError: (``strict``) odd electron count with no known net charge.
-    """
-    if charge is not None:
-        return float(charge)
-    for key in ("charge", "net_charge", "total_charge"):
-        if key in atoms.info:
-            return float(atoms.info[key])
-    q = atoms.get_initial_charges()
-    if q.size and np.any(q != 0):
-        return float(np.round(q.sum()))
-    n_elec = int(np.sum(atoms.get_atomic_numbers()))
-    if strict and n_elec % 2:
-        src = atoms.info.get("source", "a structure")
-        raise DataError(f"{src} ({atoms.get_chemical_formula()}): no net charge is given and "
-                        f"charge 0 leaves {n_elec} electrons (odd: a radical). Give the net "
-                        "charge: --charge Q, 'charge=Q' in the extxyz comment line, or M  CHG "
-                        "formal charges in an SDF/MOL file.")
-    return 0.0
-
-
-@dataclasses.dataclass
-class PredictionResult:
-    """Predictions for F structures, stored ragged (flat per-atom arrays + counts).
-
-    Attributes:
-        n_atoms: (F,) atoms per frame.
-        Z: (sum N,) atomic numbers; ``R``: (sum N, 3) positions, Å.
-        net_charge: (F,) e.
-        charges: (sum N, n_dcm) e; ``positions``: (sum N, n_dcm, 3) absolute, Å.
-        dipole: (F, 3) e·Å about the centre of mass; ``com``: (F, 3) Å.
-        n_grid: (F,) ESP points per frame (0 without ESP); ``grid``: (sum G, 3) Å;
-            ``esp``: (sum G,) Hartree/e.
-        seconds: wall time of prediction (with compilation and grid generation), s.
-        source: the model's experiment folder (or a description).
-    """
-
-    n_atoms: np.ndarray
-    Z: np.ndarray
-    R: np.ndarray
-    net_charge: np.ndarray
-    charges: np.ndarray
-    positions: np.ndarray
-    dipole: np.ndarray
-    com: np.ndarray
-    n_grid: np.ndarray
-    grid: np.ndarray
-    esp: np.ndarray
-    seconds: float = float("nan")
-    source: str = ""
-
-    def __len__(self) -> int:
-        return int(self.n_atoms.shape[0])
-
-    @property
-    def atom_offsets(self) -> np.ndarray:
-        """(M+1,) start offsets of each frame in the per-atom arrays."""
-        return segment_offsets(self.n_atoms)
-
-    @property
-    def grid_offsets(self) -> np.ndarray:
-        """(M+1,) start offsets of each frame in the per-grid-point arrays."""
-        return segment_offsets(self.n_grid)
-
-    @property
-    def atom_charges(self) -> np.ndarray:
-        """(sum N,) charge of each atom, e (sum over its sites)."""
-        return self.charges.sum(axis=1)
-
-    @property
-    def dipole_debye(self) -> np.ndarray:
-        """(F, 3) dipole in Debye."""
-        return self.dipole * EANGSTROM_TO_DEBYE
-
-    def frame(self, k: int) -> dict:
-        """Frame ``k`` as a dict: ``symbols``, ``Z``, ``R``, ``net_charge``, ``charges``,
-        ``positions``, ``atom_charges``, ``dipole`` (e·Å), ``dipole_debye``, ``grid``,
-        ``esp`` (Hartree/e; empty without ESP)."""
-        from ase.data import chemical_symbols
-
-        ao, go = self.atom_offsets, self.grid_offsets
-        a = slice(ao[k], ao[k + 1])
-        g = slice(go[k], go[k + 1])
-        return {"symbols": [chemical_symbols[z] for z in self.Z[a]], "Z": self.Z[a],
-                "R": self.R[a], "net_charge": float(self.net_charge[k]),
-                "charges": self.charges[a], "positions": self.positions[a],
-                "atom_charges": self.charges[a].sum(axis=1), "dipole": self.dipole[k],
-                "dipole_debye": self.dipole[k] * EANGSTROM_TO_DEBYE, "grid": self.grid[g],
-                "esp": self.esp[g]}
-
-    def frames(self):
-        """Iterate over :meth:`frame` dicts."""
-        for k in range(len(self)):
-            yield self.frame(k)
+__all__ = ["Predictor"]
 
 
 class Predictor:
@@ -221,8 +68,8 @@ class Predictor:
     def from_experiment(cls, path, kind: str = "best", **kwargs) -> "Predictor":
         """Load the ``best`` (or ``latest``) checkpoint of an experiment folder, or a
         checkpoint folder. Raises :class:`dcmnet.errors.CheckpointError`."""
-        from dcmnet.training.experiment import find_experiment_dir, load_experiment
         from dcmnet.models import card_of
+        from dcmnet.training.experiment import find_experiment_dir, load_experiment
 
         _, model, params, _ = load_experiment(path, kind=kind)
         pred = cls(model, params, source=str(path), **kwargs)
@@ -345,8 +192,13 @@ class Predictor:
             G = round_up(max(int(n_grid[members].max()), 1), self.GRID_MULTIPLE)
             chunks += [(members[s:s + self.batch_size], int(A), G)
                        for s in range(0, len(members), self.batch_size)]
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=console, disable=not progress,
@@ -395,62 +247,3 @@ class Predictor:
                                    progress=progress, console=console)
 
 
-def write_predictions(result: PredictionResult, out_dir, formats: Sequence[str] = OUTPUT_FORMATS,
-                      stem: str = "predictions") -> list[Path]:
-    """Write predictions under ``out_dir`` (atomically, one file per format).
-
-    Files (``stem`` = ``predictions`` by default):
-
-    * ``extxyz``: ``stem.extxyz``, atoms plus charge sites (``X``), see
-      :func:`dcmnet.export.write_extxyz`;
-    * ``json``: ``stem.json``, per frame symbols, charges, site positions, atom charges,
-      dipole (e·Å and D), net charge; units in the header;
-    * ``csv``: ``stem_sites.csv`` (one row per site) and ``stem_frames.csv`` (per frame
-      net charge and dipole in D);
-    * ``dcm``: ``stem.dcm``, the plain-text charges file for MD codes
-      (:func:`dcmnet.export.write_charges_file`);
-    * with ESP: ``stem_esp.npz`` (``n_grid`` (F,), ``grid`` (sum G, 3) Å, ``esp``
-      (sum G,) Hartree/e, ``esp_kcal_mol_e``), no pickles.
-    Raises:
-        ValueError: an unknown format.
-    """
-    from dcmnet.fileio.tables import (write_charges_file, write_csv, write_extxyz, write_json,
-                               write_sites_csv, atomic_path)
-    from dcmnet.units import HARTREE_TO_KCAL_MOL
-
-    bad = [f for f in formats if f not in OUTPUT_FORMATS]
-    if bad:
-        raise ValueError(f"unknown output format(s) {bad}; choose from {', '.join(OUTPUT_FORMATS)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    if "extxyz" in formats:
-        files.append(write_extxyz(out / f"{stem}.extxyz", result.frames()))
-    if "json" in formats:
-        frames = [{"frame": k, "symbols": f["symbols"], "net_charge": f["net_charge"],
-                   "atom_charges": f["atom_charges"], "charges": f["charges"],
-                   "positions": f["positions"], "dipole_eA": f["dipole"],
-                   "dipole_debye": f["dipole_debye"]}
-                  for k, f in enumerate(result.frames())]
-        files.append(write_json({
-            "model": result.source, "n_frames": len(result), "n_dcm": int(result.charges.shape[1]),
-            "units": {"charges": "e", "positions": "Angstrom", "dipole_eA": "e*Angstrom",
-                      "dipole_debye": "Debye", "dipole_origin": "centre of mass"},
-            "frames": frames}, out / f"{stem}.json", indent=None))
-    if "csv" in formats:
-        files.append(write_sites_csv(out / f"{stem}_sites.csv", result.frames()))
-        d = result.dipole_debye
-        files.append(write_csv([{"frame": k, "n_atoms": int(result.n_atoms[k]),
-                                 "net_charge_e": float(result.net_charge[k]),
-                                 "dipole_x_D": d[k, 0], "dipole_y_D": d[k, 1],
-                                 "dipole_z_D": d[k, 2], "dipole_norm_D": float(np.linalg.norm(d[k]))}
-                                for k in range(len(result))], out / f"{stem}_frames.csv"))
-    if "dcm" in formats:
-        files.append(write_charges_file(out / f"{stem}.dcm", result.frames()))
-    if result.n_grid.sum() > 0:
-        path = out / f"{stem}_esp.npz"
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, n_grid=result.n_grid, grid=result.grid, esp=result.esp,
-                     esp_kcal_mol_e=result.esp * HARTREE_TO_KCAL_MOL)
-        files.append(path)
-    return files

@@ -82,7 +82,8 @@ def molecule_charges(atoms, mol: np.ndarray, charge=None) -> np.ndarray:
     1. ``charge``: a sequence of M values (one per molecule), or one number when the
        system holds one molecule (or is 0: every molecule neutral);
     2. ``atoms.info["mol_charges"]`` (M values);
-    3. one molecule: :func:`dcmnet.inference.predict.structure_charge` (``atoms.info["charge"]`` ...);
+    3. one molecule: :func:`dcmnet.inference.structures.structure_charge`
+       (``atoms.info["charge"]`` ...);
     4. several molecules: the rounded sum of ASE's initial charges of each molecule
        (formal charges), 0 without them; a total in ``atoms.info["charge"]`` must agree.
 
@@ -93,7 +94,7 @@ def molecule_charges(atoms, mol: np.ndarray, charge=None) -> np.ndarray:
     Raises:
         DataError: the wrong number of charges, or a total that does not match.
     """
-    from dcmnet.inference.predict import structure_charge
+    from dcmnet.inference.structures import structure_charge
 
     mol = np.asarray(mol)
     M = int(mol.max()) + 1 if mol.size else 0
