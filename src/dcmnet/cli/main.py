@@ -77,7 +77,12 @@ def _format_warnings() -> None:
 
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
-    from dcmnet.cli import analysis, data, export, models, train, tune
+    import dcmnet.cli.analysis as analysis
+    import dcmnet.cli.data as data
+    import dcmnet.cli.export as export
+    import dcmnet.cli.models as models
+    import dcmnet.cli.train as train
+    import dcmnet.cli.tune as tune
     return [train.add_parsers, analysis.add_parsers, tune.add_parsers,
             data.add_parsers, models.add_parsers, export.add_parsers]
 

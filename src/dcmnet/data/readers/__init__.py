@@ -22,10 +22,10 @@ content and pairs companion files. Use :func:`dcmnet.data.load_dataset` to read 
 them.
 """
 from dcmnet.data.readers.base import Geometry, ReadOptions
-from dcmnet.data.readers.file_units import ESP_UNITS, LENGTH_UNITS
 from dcmnet.data.readers.cube import read_cube
 from dcmnet.data.readers.espot import read_espot, write_espot
 from dcmnet.data.readers.extxyz import read_extxyz, read_xyz_geometry, write_extxyz
+from dcmnet.data.readers.file_units import ESP_UNITS, LENGTH_UNITS
 from dcmnet.data.readers.gaussian_esp import read_gaussian_esp, write_gaussian_esp
 from dcmnet.data.readers.hdf5 import read_hdf5, write_hdf5
 from dcmnet.data.readers.orca import read_orca_vpot, write_orca

@@ -18,7 +18,13 @@ import numpy as np
 
 from dcmnet.data.dataset import Dataset
 from dcmnet.data.readers.chemistry import check_electron_count, formula, net_charge_from_esp
-from dcmnet.data.readers.file_units import UNIT_LABEL, esp_unit, length_unit, resolve_length
+from dcmnet.data.readers.file_units import (
+    ESP_UNITS,
+    LENGTH_UNITS,
+    UNIT_LABEL,
+    esp_unit,
+    length_unit,
+)
 from dcmnet.data.readers.report import PathLike, Report, err
 from dcmnet.errors import DataError
 from dcmnet.surface import DEFAULT_SHELLS
@@ -248,3 +254,24 @@ def resolve_net_charge(geometry: Geometry | None, options: "ReadOptions", Z, R, 
     if geometry is not None and geometry.multiplicity is not None:
         check_electron_count(Z, q, path, None, multiplicity=geometry.multiplicity)
     return q + 0.0
+
+
+def resolve_length(native: str, options: ReadOptions, report: Report, what: str = "lengths"
+                   ) -> float:
+    """Factor to Å for a reader whose format uses ``native`` units; applies the override."""
+    unit = native
+    if options.length_unit is not None and options.length_unit != native:
+        report.note(f"{what}: the format's unit is {UNIT_LABEL[native]}, overridden by the "
+                    f"user to {UNIT_LABEL[options.length_unit]}.")
+        unit = options.length_unit
+    return LENGTH_UNITS[unit]
+
+
+def resolve_esp(native: str, options: ReadOptions, report: Report) -> float:
+    """Factor to Hartree/e for a reader whose format uses ``native`` ESP units."""
+    unit = native
+    if options.esp_unit is not None and options.esp_unit != native:
+        report.note(f"ESP: the format's unit is {UNIT_LABEL[native]}, overridden by the "
+                    f"user to {UNIT_LABEL[options.esp_unit]}.")
+        unit = options.esp_unit
+    return ESP_UNITS[unit]

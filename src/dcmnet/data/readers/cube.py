@@ -43,11 +43,23 @@ import numpy as np
 from ase.data import vdw_radii
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import ReadOptions, build_dataset, parse_floats, read_text
+from dcmnet.data.readers.base import (
+    ReadOptions,
+    build_dataset,
+    parse_floats,
+    read_text,
+    resolve_esp,
+    resolve_length,
+)
+from dcmnet.data.readers.chemistry import (
+    check_electron_count,
+    estimate_net_charge,
+    formula,
+    net_charge_from_esp,
+    symbol,
+)
+from dcmnet.data.readers.file_units import LENGTH_UNITS, UNIT_LABEL
 from dcmnet.data.readers.report import Report, err
-from dcmnet.data.readers.chemistry import (check_electron_count, estimate_net_charge, formula,
-                                           net_charge_from_esp, symbol)
-from dcmnet.data.readers.file_units import LENGTH_UNITS, UNIT_LABEL, resolve_esp, resolve_length
 
 
 @dataclasses.dataclass

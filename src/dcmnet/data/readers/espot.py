@@ -18,12 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, match_geometry,
-                                      parse_floats, read_text, resolve_net_charge,
-                                      write_text_atomic)
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.base import (
+    Geometry,
+    ReadOptions,
+    build_dataset,
+    match_geometry,
+    parse_floats,
+    read_text,
+    resolve_esp,
+    resolve_length,
+    resolve_net_charge,
+    write_text_atomic,
+)
 from dcmnet.data.readers.chemistry import formula, molecules_of
-from dcmnet.data.readers.file_units import resolve_esp, resolve_length
+from dcmnet.data.readers.report import Report, err
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 

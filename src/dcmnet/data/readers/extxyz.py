@@ -34,12 +34,25 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, read_text,
-                                      write_text_atomic)
+from dcmnet.data.readers.base import (
+    Geometry,
+    ReadOptions,
+    build_dataset,
+    read_text,
+    resolve_esp,
+    resolve_length,
+    write_text_atomic,
+)
+from dcmnet.data.readers.chemistry import (
+    check_electron_count,
+    dipole_to_com,
+    element_number,
+    formula,
+    molecules_of,
+    net_charge_from_esp,
+    symbol,
+)
 from dcmnet.data.readers.report import Report, err
-from dcmnet.data.readers.chemistry import (check_electron_count, dipole_to_com, element_number,
-                                           formula, molecules_of, net_charge_from_esp, symbol)
-from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 #: Per-row columns taken as reference atomic charges, in order of preference.

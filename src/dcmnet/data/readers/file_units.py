@@ -1,13 +1,12 @@
-"""The units ESP files come in, and the options that override them.
+"""The units ESP files come in: names users may spell, and factors to Å and Hartree/e.
 
 Each reader knows the units its format uses (for example Bohr and Hartree/e for Gaussian
 ``.esp`` files); ``ReadOptions.length_unit`` / ``ReadOptions.esp_unit`` override them
-for ambiguous files (:func:`resolve_length`, :func:`resolve_esp` report the override).
+for ambiguous files (:func:`~dcmnet.data.readers.base.resolve_length` and
+:func:`~dcmnet.data.readers.base.resolve_esp` apply and report the override).
 All factors come from :mod:`dcmnet.units`.
 """
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from dcmnet.errors import DataError
 from dcmnet.units import (
@@ -17,10 +16,6 @@ from dcmnet.units import (
     NM_TO_ANGSTROM,
     VOLT_TO_HARTREE_PER_E,
 )
-
-if TYPE_CHECKING:                 # annotations only: base imports this module
-    from dcmnet.data.readers.base import ReadOptions
-    from dcmnet.data.readers.report import Report
 
 #: Length units understood by ``--length-unit``: factor that converts a value to Å.
 LENGTH_UNITS: dict[str, float] = {
@@ -81,22 +76,3 @@ def esp_unit(name: str) -> str:
     return _ESP_ALIASES[key]
 
 
-def resolve_length(native: str, options: ReadOptions, report: Report, what: str = "lengths"
-                   ) -> float:
-    """Factor to Å for a reader whose format uses ``native`` units; applies the override."""
-    unit = native
-    if options.length_unit is not None and options.length_unit != native:
-        report.note(f"{what}: the format's unit is {UNIT_LABEL[native]}, overridden by the "
-                    f"user to {UNIT_LABEL[options.length_unit]}.")
-        unit = options.length_unit
-    return LENGTH_UNITS[unit]
-
-
-def resolve_esp(native: str, options: ReadOptions, report: Report) -> float:
-    """Factor to Hartree/e for a reader whose format uses ``native`` ESP units."""
-    unit = native
-    if options.esp_unit is not None and options.esp_unit != native:
-        report.note(f"ESP: the format's unit is {UNIT_LABEL[native]}, overridden by the "
-                    f"user to {UNIT_LABEL[options.esp_unit]}.")
-        unit = options.esp_unit
-    return ESP_UNITS[unit]

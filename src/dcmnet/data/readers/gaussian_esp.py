@@ -37,13 +37,28 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (ReadOptions, build_dataset, fortran_d, parse_floats,
-                                      read_text, write_text_atomic)
+from dcmnet.data.readers.base import (
+    ReadOptions,
+    build_dataset,
+    fortran_d,
+    parse_floats,
+    read_text,
+    resolve_esp,
+    resolve_length,
+    write_text_atomic,
+)
+from dcmnet.data.readers.chemistry import (
+    check_electron_count,
+    com,
+    default_multiplicity,
+    dipole_to_com,
+    element_number,
+    formula,
+    molecules_of,
+    symbol,
+)
+from dcmnet.data.readers.file_units import UNIT_LABEL
 from dcmnet.data.readers.report import Report, err
-from dcmnet.data.readers.chemistry import (check_electron_count, default_multiplicity, com,
-                                           dipole_to_com, element_number, formula, molecules_of,
-                                           symbol)
-from dcmnet.data.readers.file_units import UNIT_LABEL, resolve_esp, resolve_length
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 HEADER = "ESP FILE - ATOMIC UNIT"

@@ -40,12 +40,17 @@ import numpy as np
 
 from dcmnet.data.dataset import Dataset
 from dcmnet.data.readers.base import ReadOptions, build_dataset
-from dcmnet.data.readers.report import Report, err
 from dcmnet.data.readers.chemistry import formula, molecules_of, net_charge_from_esp
-from dcmnet.data.readers.file_units import (LENGTH_UNITS, UNIT_LABEL, ESP_UNITS, esp_unit,
-                                            length_unit)
-from dcmnet.fileio import atomic_path
+from dcmnet.data.readers.file_units import (
+    ESP_UNITS,
+    LENGTH_UNITS,
+    UNIT_LABEL,
+    esp_unit,
+    length_unit,
+)
+from dcmnet.data.readers.report import Report, err
 from dcmnet.errors import DataError, OptionalDependencyError
+from dcmnet.fileio import atomic_path
 from dcmnet.units import ANGSTROM_TO_BOHR, EBOHR_TO_EANGSTROM
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcmnet.data.readers.base import ReadOptions
+from dcmnet.data.readers.base import ReadOptions, resolve_esp, resolve_length
 from dcmnet.data.readers.chemistry import element_number
-from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 from dcmnet.data.readers.report import Report
 from dcmnet.errors import DataError
 from dcmnet.units import DEBYE_TO_EBOHR, EBOHR_TO_EANGSTROM

@@ -21,12 +21,25 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, parse_floats,
-                                      read_text, resolve_net_charge, write_text_atomic)
+from dcmnet.data.readers.base import (
+    Geometry,
+    ReadOptions,
+    build_dataset,
+    parse_floats,
+    read_text,
+    resolve_esp,
+    resolve_length,
+    resolve_net_charge,
+    write_text_atomic,
+)
+from dcmnet.data.readers.chemistry import (
+    default_multiplicity,
+    element_number,
+    formula,
+    molecules_of,
+    symbol,
+)
 from dcmnet.data.readers.report import Report, err
-from dcmnet.data.readers.chemistry import (default_multiplicity, element_number, formula,
-                                           molecules_of, symbol)
-from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 _STAR = re.compile(r"^\s*\*\s*(xyzfile|xyz|int|gzmt)\s+([-+]?\d+)\s+(\d+)\s*(\S+)?",

@@ -28,12 +28,24 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (Geometry, ReadOptions, build_dataset, parse_floats,
-                                      read_text, resolve_net_charge, write_text_atomic)
+from dcmnet.data.readers.base import (
+    Geometry,
+    ReadOptions,
+    build_dataset,
+    parse_floats,
+    read_text,
+    resolve_esp,
+    resolve_length,
+    resolve_net_charge,
+    write_text_atomic,
+)
+from dcmnet.data.readers.chemistry import (
+    default_multiplicity,
+    element_number,
+    formula,
+    molecules_of,
+)
 from dcmnet.data.readers.report import Report, err
-from dcmnet.data.readers.chemistry import (default_multiplicity, element_number, formula,
-                                           molecules_of)
-from dcmnet.data.readers.file_units import resolve_esp, resolve_length
 
 _GEOM = re.compile(r"Geometry \(in (Angstrom|Bohr)\),\s*charge\s*=\s*([-+]?\d+),\s*"
                    r"multiplicity\s*=\s*(\d+)", re.IGNORECASE)

@@ -77,8 +77,11 @@ def sniff(path) -> str:
     from dcmnet.data.readers.extxyz import is_extxyz_with_esp, looks_like_xyz
     from dcmnet.data.readers.gaussian_esp import looks_like_gaussian_esp
     from dcmnet.data.readers.hdf5 import HDF5_MAGIC
-    from dcmnet.data.readers.orca import (looks_like_orca_input, looks_like_orca_points,
-                                          looks_like_orca_vpot)
+    from dcmnet.data.readers.orca import (
+        looks_like_orca_input,
+        looks_like_orca_points,
+        looks_like_orca_vpot,
+    )
     from dcmnet.data.readers.psi4 import looks_like_psi4_output
 
     path = Path(path)
