@@ -24,7 +24,8 @@ from dcmnet.data.loader import load_dataset
 from dcmnet.training.loss import predict, weights_array
 from dcmnet.model import create_model
 from dcmnet.training.optim import make_optimizer
-from dcmnet.training.loop import _build_steps, init_state
+from dcmnet.training.loop import _build_steps
+from dcmnet.training.state import init_state
 
 
 def peak_memory_mb() -> tuple[float, str]:

@@ -14,7 +14,7 @@ from conftest import bundled_subset
 from dcmnet.analysis import (DatasetPrediction, analyze_checkpoint, analyze_predictions,
                              analyze_training_history, batch_analysis_summary,
                              compare_checkpoints, export_analysis_report)
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import OptionalDependencyError
 from dcmnet.fitting import monopole_esp
@@ -246,7 +246,7 @@ def test_cli_analyze_and_compare(tiny_experiment, small_npz, tmp_path, capsys):
 
 
 def test_cli_parsing_imports_no_jax():
-    code = ("import sys; from dcmnet.cli import build_parser; build_parser(); "
+    code = ("import sys; from dcmnet.cli.main import build_parser; build_parser(); "
             "print(any(m in sys.modules for m in ('jax', 'matplotlib', 'plotly')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

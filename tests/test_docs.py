@@ -365,7 +365,7 @@ class Workspace:
     def ensure_argv(self, argv: list[str], special_only: bool = False) -> None:
         """Placeholders for the inputs of a ``dcmnet`` command line (``argv[0]`` = verb),
         found with dcmnet's own argument parser."""
-        from dcmnet.cli import build_parser
+        from dcmnet.cli.main import build_parser
 
         try:
             import contextlib
@@ -423,7 +423,7 @@ def message_regex(text: str) -> re.Pattern:
 
 
 def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     try:
         rc = main(argv)

@@ -161,7 +161,7 @@ def test_single_fragment_embedding_unchanged():
 @pytest.mark.qm
 def test_generate_refuses_overlapping_structure_before_qm(tmp_path, capsys):
     pytest.importorskip("pyscf")
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     (tmp_path / "bad.xyz").write_text("3\n\nO 0 0 0\nH 0.05 0 0\nH 0 0.96 0\n")
     (tmp_path / "ok.xyz").write_text("2\n\nH 0 0 0\nH 0.74 0 0\n")
     rc = main(["generate", "--structures", str(tmp_path / "bad.xyz"), str(tmp_path / "ok.xyz"),
@@ -178,7 +178,7 @@ def test_generate_refuses_overlapping_structure_before_qm(tmp_path, capsys):
 @pytest.mark.qm
 def test_generate_checks_basis_and_aux_basis_before_starting(tmp_path, capsys):
     pytest.importorskip("pyscf")
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     (tmp_path / "na.xyz").write_text("1\n\nNa 0 0 0\n")
     rc = main(["generate", "--structures", str(tmp_path / "na.xyz"), "--charge", "1",
                "--out", str(tmp_path / "d.npz"), "--method", "hf", "--basis", "6-31g",
@@ -238,7 +238,7 @@ def test_odd_electron_count_without_charge_is_refused(tmp_path):
 
 # ------------------------------------------------------------------ item 15: folder after data
 def test_train_on_bad_data_leaves_no_experiment_folder(tmp_path, capsys):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     m = _water_molecule()
     m["R"] = m["R"].copy()
     m["R"][2] = m["R"][1]
@@ -252,7 +252,7 @@ def test_train_on_bad_data_leaves_no_experiment_folder(tmp_path, capsys):
 
 # ------------------------------------------------------------------ item 16: small ones
 def test_misspelled_subcommand_suggests(capsys):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     with pytest.raises(SystemExit) as e:
         main(["trian", "--name", "x"])
     assert e.value.code == 2
@@ -260,7 +260,7 @@ def test_misspelled_subcommand_suggests(capsys):
 
 
 def test_help_texts_generate_defaults_and_predict_arguments():
-    from dcmnet.cli import build_parser
+    from dcmnet.cli.main import build_parser
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     gen = sub.choices["generate"].format_help()
@@ -294,7 +294,7 @@ def test_distant_fragments_are_detected_and_warned(tmp_path):
 # ------------------------------------------------------------------ items 9-11: a pleasant run
 def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_npz, capsys):
     import warnings as _w
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     tiny = ["--n-dcm", "1", "--features", "8", "--max-degree", "1", "--num-iterations", "1",
             "--num-basis-functions", "8", "--batch-size", "8", "--no-progress",
             "--num-train", "10", "--num-valid", "6"]
@@ -310,7 +310,7 @@ def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_np
     assert "Epoch" not in o.err
     # raw warnings come out formatted, without source path and code line
     with _w.catch_warnings():
-        from dcmnet.cli import main as _cli
+        import dcmnet.cli.main as _cli
         _cli._format_warnings()
         _w.simplefilter("always")
         _w.warn("something odd", UserWarning)
@@ -379,7 +379,7 @@ def test_compare_and_worst_molecules_fit_80_columns(tiny_experiment, small_npz):
 def test_evaluate_json_dash_writes_stdout(tiny_experiment, small_npz, capsys, tmp_path,
                                           monkeypatch):
     import json
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     monkeypatch.chdir(tmp_path)
     assert main(["evaluate", str(tiny_experiment), "--data-files", str(small_npz),
                  "--json", "-"]) == 0

@@ -71,7 +71,7 @@ def test_cli_export_charmm_openmm_and_refusal(tiny_experiment, tmp_path, capsys)
     from ase.io import write
 
     from dcmnet.md.calculator import DCMNetCalculator
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     w = molecule("H2O")
     write(tmp_path / "water.xyz", w)

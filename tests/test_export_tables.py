@@ -49,7 +49,7 @@ def test_writers_write_plain_numbers(tmp_path):
 def test_predict_analysis_and_history_csvs_parse(tiny_experiment, small_npz, tmp_path):
     from ase.io import write
 
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     write(tmp_path / "water.xyz", molecule("H2O"))
     assert main(["predict", str(tiny_experiment), "--structures", str(tmp_path / "water.xyz"),

@@ -123,7 +123,7 @@ def test_freeze_labels_cover_the_groups():
 
 
 def test_cli_init_from_flags(tiny_experiment, tmp_path):
-    from dcmnet.cli import build_parser
+    from dcmnet.cli.main import build_parser
     from dcmnet.cli.train import _overrides
 
     args = build_parser().parse_args(["train", "--init-from", str(tiny_experiment),

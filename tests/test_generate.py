@@ -8,7 +8,7 @@ import pytest
 pyscf = pytest.importorskip("pyscf")
 pytest.importorskip("rdkit")
 
-from dcmnet.cli import main  # noqa: E402
+from dcmnet.cli.main import main  # noqa: E402
 from dcmnet.data.dataset import Dataset  # noqa: E402
 from dcmnet.errors import DataError  # noqa: E402
 from dcmnet.fitting import monopole_esp  # noqa: E402

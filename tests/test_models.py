@@ -87,7 +87,7 @@ def test_card_markdown_has_domain_and_accuracy():
 
 
 def test_models_command_lists_cards(fake_models, capsys):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out

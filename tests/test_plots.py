@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dcmnet.analysis import analyze_checkpoint, compare_checkpoints
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import OptionalDependencyError
 from dcmnet.analysis import plots

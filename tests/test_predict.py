@@ -10,7 +10,7 @@ from ase.io import read, write
 
 from conftest import bundled_subset
 from dcmnet.analysis import predict_dataset
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
 from dcmnet.inference.predict import Predictor

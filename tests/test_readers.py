@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fixtures_qm as fq
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.data import Dataset, load_dataset, load_dataset_with_report
 from dcmnet.data.mmml import write_mmml_npz
 from dcmnet.data.readers import (ReadOptions, read_cube, sniff, write_espot, write_extxyz,

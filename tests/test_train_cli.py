@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import bundled_subset
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.mmml import write_mmml_npz
 from dcmnet.training.evaluate import fitted_monopole_errors, model_errors

@@ -23,7 +23,8 @@ from dcmnet.training.loss import weights_array
 from dcmnet.model import create_model
 from dcmnet.training.optim import make_optimizer
 from dcmnet.training.runner import run_training
-from dcmnet.training.loop import TrainingDiverged, _build_steps, init_state
+from dcmnet.training.loop import TrainingDiverged, _build_steps
+from dcmnet.training.state import init_state
 
 QUIET = dict(progress=False, table_every=0)
 RUN = dict(num_epochs=3, batch_size=4, learning_rate=3e-3, warmup_epochs=1, **TINY)
@@ -165,7 +166,7 @@ def test_periodic_checkpoints_keep_last_k_and_history(tmp_path, small_npz):
 
 
 def test_cli_switches_both_ways():
-    from dcmnet.cli import build_parser
+    from dcmnet.cli.main import build_parser
     from dcmnet.cli.train import SWITCHES, _overrides
 
     parser = build_parser()

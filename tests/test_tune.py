@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 from dcmnet.config import ExperimentConfig
 from dcmnet.errors import ConfigError, OptionalDependencyError
 from dcmnet.tune import (DEFAULT_SEARCH_SPACE, default_search_space, load_search_space,

@@ -1,6 +1,6 @@
 """``python -m dcmnet`` runs the command line."""
 import sys
 
-from dcmnet.cli import main
+from dcmnet.cli.main import main
 
 sys.exit(main())

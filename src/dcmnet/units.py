@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from ase.units import create_units
 
+#: Largest atomic number (oganesson): real atoms have ``1 <= Z <= MAX_ATOMIC_NUMBER``, 0 marks
+#: padding. (A model's embedding covers ``0..ModelConfig.max_atomic_number``.)
+MAX_ATOMIC_NUMBER = 118
+
 #: CODATA release the constants are taken from.
 CODATA_VERSION = "2018"
 _U = create_units(CODATA_VERSION)

@@ -9,7 +9,5 @@
 Each verb module only builds its parser at import time (no JAX), so ``dcmnet --help`` and
 ``dcmnet generate`` stay fast. A new verb is a module here with ``add_parsers(sub)`` listed in
 :func:`dcmnet.cli.main._command_modules`.
+The console script is ``dcmnet.cli.main:main``; nothing is imported here.
 """
-from dcmnet.cli.main import build_parser, main  # noqa: F401
-
-__all__ = ["main", "build_parser"]

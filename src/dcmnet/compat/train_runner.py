@@ -18,7 +18,7 @@ def run_training(*args, **kwargs):
 
 def main(argv: list[str] | None = None) -> int:
     """``dcmnet train ARGV`` (same flags; exit status as the CLI's)."""
-    from dcmnet.cli import main as cli_main
+    from dcmnet.cli.main import main as cli_main
 
     return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 

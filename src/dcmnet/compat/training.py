@@ -9,7 +9,8 @@ i.e. :func:`dcmnet.training.loop.train_model`) and the original keyword or posit
 from __future__ import annotations
 
 from dcmnet.config import ExperimentConfig
-from dcmnet.training.loop import TrainingDiverged, TrainResult, epoch_table  # noqa: F401
+from dcmnet.training.loop import TrainingDiverged, TrainResult  # noqa: F401
+from dcmnet.training.reporting import epoch_table
 from dcmnet.training.loop import train_model as _train_config
 
 __all__ = ["train_model", "TrainResult", "TrainingDiverged", "epoch_table"]

@@ -36,6 +36,7 @@ import numpy as np
 
 from dcmnet.errors import DataError
 from dcmnet.fileio import atomic_path
+from dcmnet.units import MAX_ATOMIC_NUMBER
 
 #: Format tag stored in every canonical file (``format`` key).
 FORMAT_TAG = "dcmnet-canonical-v1"
@@ -51,6 +52,26 @@ from ase.data import atomic_masses as _ATOMIC_MASSES  # noqa: E402
 def segment_offsets(counts: np.ndarray) -> np.ndarray:
     """(M+1,) int64 start offsets of M ragged segments with the given (M,) counts."""
     return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+
+
+def centre_of_mass(Z, R, counts=None) -> np.ndarray:
+    """Mass-weighted centre (Å) of atoms, with ASE's atomic masses (u); the one implementation.
+
+    Layouts: one molecule ``Z`` (N,), ``R`` (N, 3) → (3,); padded ``Z`` (..., A) with 0 for
+    padding, ``R`` (..., A, 3) → (..., 3); ragged ``Z`` (ΣN,), ``R`` (ΣN, 3) with
+    ``counts`` (M,) atoms per molecule → (M, 3).
+    """
+    Z = np.asarray(Z, dtype=np.int64)
+    R = np.asarray(R, dtype=np.float64)
+    m = np.where(Z > 0, _ATOMIC_MASSES[np.clip(Z, 0, None)], 0.0)
+    if counts is not None:
+        n = len(counts)
+        seg = np.repeat(np.arange(n), counts)
+        tot = np.bincount(seg, weights=m, minlength=n)
+        return np.stack([np.bincount(seg, weights=m * R[:, k], minlength=n)
+                         for k in range(3)], axis=1) / tot[:, None]
+    return (m[..., None] * R).sum(-2) / np.maximum(m.sum(-1), 1e-12)[..., None]
 
 
 @dataclasses.dataclass
@@ -169,11 +190,7 @@ class Dataset:
 
     def centre_of_mass(self) -> np.ndarray:
         """(M, 3) centre of mass of each molecule in Å (ASE atomic masses)."""
-        m = _ATOMIC_MASSES[self.Z]
-        seg = np.repeat(np.arange(len(self)), self.n_atoms)
-        tot = np.bincount(seg, weights=m, minlength=len(self))
-        return np.stack([np.bincount(seg, weights=m * self.R[:, k], minlength=len(self))
-                         for k in range(3)], axis=1) / tot[:, None]
+        return centre_of_mass(self.Z, self.R, counts=self.n_atoms)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
@@ -202,7 +219,7 @@ class Dataset:
                             "regenerate its ESP.")
         seg_a = np.repeat(np.arange(M), self.n_atoms)
         seg_g = np.repeat(np.arange(M), self.n_grid)
-        badz = np.flatnonzero((self.Z < 1) | (self.Z > 118))
+        badz = np.flatnonzero((self.Z < 1) | (self.Z > MAX_ATOMIC_NUMBER))
         if badz.size:
             raise DataError(f"{src}: field 'Z' of molecule {seg_a[badz[0]]} holds atomic number "
                             f"{self.Z[badz[0]]}; atomic numbers must be 1..118.")

@@ -14,7 +14,7 @@ import numpy as np
 
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
-from dcmnet.units import EBOHR_TO_EANGSTROM
+from dcmnet.units import EBOHR_TO_EANGSTROM, MAX_ATOMIC_NUMBER
 
 _COM_TOL = 1e-3      # Å: a 'com' closer than this to the mass-weighted centre is "the same"
 
@@ -112,7 +112,7 @@ def _shapes(path, raw):
     if vdw.shape != (n, n_gslots, 3):
         raise _err(path, "vdw_surface", f"has shape {vdw.shape}, expected {(n, n_gslots, 3)} "
                    "to match 'esp'.", "Give one point (Å) per ESP value.")
-    bad = (Z < 0) | (Z > 118)
+    bad = (Z < 0) | (Z > MAX_ATOMIC_NUMBER)
     if bad.any():
         i = _first_bad(bad.any(axis=1))
         raise _err(path, "Z", f"holds atomic number {Z[i][bad[i]][0]}; atomic numbers must be "

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dcmnet.data.dataset import centre_of_mass
 from dcmnet.errors import DataError
 from dcmnet.inference.results import PredictionResult
 from dcmnet.inference.structures import structure_charge
@@ -96,8 +97,6 @@ class Predictor:
         gm = np.zeros((B, G), np.float32)
         com = np.zeros((B, 3), np.float32)
         q = np.zeros(B, np.float32)
-        from ase.data import atomic_masses
-
         for j in range(n):
             na, ng = len(Zs[j]), len(grids[j])
             Z[j, :na] = Zs[j]
@@ -105,8 +104,7 @@ class Predictor:
             am[j, :na] = 1.0
             grid[j, :ng] = grids[j]
             gm[j, :ng] = 1.0
-            m = atomic_masses[Zs[j]]
-            com[j] = (m[:, None] * Rs[j]).sum(0) / m.sum()
+            com[j] = centre_of_mass(Zs[j], Rs[j])
             q[j] = Qs[j]
         batch = {"Z": Z, "R": R, "atom_mask": am, "net_charge": q, "grid": grid,
                  "grid_mask": gm, "com": com}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from dcmnet.data.dataset import centre_of_mass
 from dcmnet.errors import ConfigError
 from dcmnet.units import (EANGSTROM_TO_DEBYE, EV_TO_KCAL_MOL, HARTREE_TO_EV,
                           HARTREE_TO_KCAL_MOL)
@@ -136,7 +137,6 @@ class DCMNetCalculator(Calculator):
         """Run DCM-net (and the energy when asked) on ``atoms`` (ASE calls this; results are
         cached until the atoms change)."""
         from ase.stress import full_3x3_to_voigt_6_stress
-        from ase.data import atomic_masses
 
         from dcmnet.md.molecules import unwrap_molecules
 
@@ -169,8 +169,7 @@ class DCMNetCalculator(Calculator):
             q, x = out["charges"], out["positions"]
         else:
             q, x = system.predict_sites(R)
-        mass = atomic_masses[atoms.numbers]
-        com = (mass[:, None] * R).sum(0) / mass.sum()
+        com = centre_of_mass(atoms.numbers, R)
         self.results["charges"] = q.sum(axis=1)
         self.results["dipole"] = (q[..., None] * (x - com)).sum(axis=(0, 1))
         self.results["distributed_charges"] = q

@@ -12,23 +12,17 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import ConfigError, DCMNetError
-from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.model import check_atomic_numbers, create_model
+from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.training.optim import make_optimizer, make_schedule
-
-#: Metrics shown in the per-epoch table, with their labels.
-TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
-                 ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE vs mono [e]"),
-                 ("charge_rmse", "charge RMSE vs mono [e]"), ("dipole_mae", "dipole MAE [D]"),
-                 ("q_std", "q std [e]"), ("q_min", "q min [e]"),
-                 ("q_max", "q max [e]"))
+from dcmnet.training.reporting import EpochReporter, _flat_config, _show_arrays, announce
+from dcmnet.training.state import initial_state, load_init_source, record_training_elements, resume
 
 
 class TrainingDiverged(DCMNetError):
@@ -76,135 +70,6 @@ def _build_steps(model, tx, cfg: ExperimentConfig):
     return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step)
 
 
-def load_init_source(config: ExperimentConfig, train_data: Dataset, console=None) -> dict:
-    """The parameters a fine-tuning run starts from (``config.init_from``), checked.
-
-    ``init_from`` is an experiment folder, a checkpoint folder inside one, or a shipped
-    model's name (resolved by :func:`dcmnet.training.experiment.load_experiment`). Its validation
-    parameters (EMA when the source used EMA) are returned; optimizer state, schedule and
-    EMA of the new run start fresh.
-
-    Also records ``config.training_elements`` (the elements of ``train_data``) and warns
-    (``UserWarning``) about elements absent from the source's training data.
-
-    Returns:
-        ``{"params", "config" (the source's ExperimentConfig), "path"}``.
-    Raises:
-        ConfigError: the architecture differs (names each differing setting with both
-            values); CheckpointError: no such experiment, checkpoint or model.
-    """
-    import warnings
-
-    from ase.data import chemical_symbols
-
-    from dcmnet.training.experiment import load_experiment
-
-    src_cfg, _, params, meta = load_experiment(config.init_from)
-    a, b = dataclasses.asdict(src_cfg.model), dataclasses.asdict(config.model)
-    diff = [f"{k} ({a[k]} in the source, {b[k]} here)" for k in b if a.get(k) != b[k]]
-    if diff:
-        raise ConfigError(
-            f"--init-from {config.init_from}: the source model's architecture differs: "
-            f"{', '.join(diff)}. Fine-tuning needs the same architecture: drop these flags "
-            "(they default to the source's when you start from its config: --config "
-            "SOURCE/config.json) or train from scratch.")
-    here = sorted({int(z) for z in np.unique(train_data.Z) if z > 0})
-    config.training_elements = here
-    seen = list(src_cfg.training_elements or
-                (meta.get("config") or {}).get("training_elements") or [])
-    if seen:
-        new = [z for z in here if z not in seen]
-        if new:
-            warnings.warn(
-                f"--init-from {config.init_from}: element(s) "
-                f"{', '.join(f'{chemical_symbols[z]} (Z={z})' for z in new)} are absent from "
-                "the source model's training data; their embedding starts untrained "
-                "(do not freeze 'embed' for them).", UserWarning, stacklevel=2)
-    elif console is not None:
-        console.print(f"note: {config.init_from} does not record its training elements; "
-                      "new elements cannot be checked.")
-    return {"params": params, "config": src_cfg, "path": str(config.init_from)}
-
-
-def record_training_elements(config: ExperimentConfig, train_data: Dataset) -> None:
-    """Store the elements of the training data in ``config`` and in the experiment's
-    ``config.json`` (only that key is rewritten, atomically) when it is not there yet."""
-    import json
-
-    from dcmnet.training.experiment import CONFIG_NAME
-    from dcmnet.fileio import atomic_write_json
-
-    here = sorted({int(z) for z in np.unique(train_data.Z) if z > 0})
-    config.training_elements = here
-    path = config.experiment_dir / CONFIG_NAME
-    if path.exists():
-        d = json.loads(path.read_text())
-        if d.get("training_elements") != here:
-            d["training_elements"] = here
-            atomic_write_json(path, d)
-
-
-def init_state(model, tx, batch: dict, seed: int) -> dict:
-    """Fresh training state: parameters, optimizer state, EMA copy, step counter."""
-    params = model.init(jax.random.PRNGKey(seed), jnp.asarray(batch["Z"]),
-                        jnp.asarray(batch["R"]), jnp.asarray(batch["atom_mask"]),
-                        jnp.asarray(batch["net_charge"]))
-    return {"params": params, "opt_state": tx.init(params),
-            "ema_params": jax.tree_util.tree_map(jnp.array, params),
-            "step": jnp.int32(0)}
-
-
-def _flat_config(config: ExperimentConfig) -> dict:
-    d = config.to_dict()
-    flat = {k: v for k, v in d.items() if k not in ("model", "training")}
-    flat.update({f"model.{k}": v for k, v in d["model"].items()})
-    flat.update({f"training.{k}": v for k, v in d["training"].items()})
-    return flat
-
-
-def _show_arrays(console, batch: dict, model, params) -> None:
-    """Verbose mode: the first batch and predicted charges as lovely-jax summaries."""
-    try:
-        import lovely_jax as lj
-    except ImportError:
-        console.print("[yellow]--verbose: install lovely-jax for array summaries "
-                      "(pip install 'dcmnet[tracking]')[/]")
-        return
-    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
-                                     batch["net_charge"])
-    for k, v in list(batch.items()) + [("charges", charges), ("positions", positions)]:
-        console.print(f"{k:>12}: {lj.lovely(jnp.asarray(v))}", highlight=False)
-
-
-def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float,
-                ema: bool = False):
-    """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff.
-
-    The mean charge (``q mean``) is not shown: it equals net charge / sites by construction.
-    ``ema``: validation used the EMA parameters (said in the title; it is why validation is
-    often better than training, whose metrics come from the raw parameters during the epoch).
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    note = ("; Valid uses the EMA parameters, Train the running parameters" if ema else "")
-    t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e}{note})", title_justify="left",
-              show_edge=False, header_style="bold")
-    for c in ("Metric", "Train", "Valid", "Diff", "% Diff"):
-        t.add_column(c, justify="left" if c == "Metric" else "right")
-    for key, label in TABLE_METRICS:
-        a, b = train.get(key, math.nan), valid.get(key, math.nan)
-        if math.isnan(a) and math.isnan(b):
-            continue
-        d = b - a
-        # a % change of the mean charge (≈ net charge / sites, near 0) means nothing
-        pct = (100.0 * d / abs(a) if key != "q_mean" and a != 0.0 and not math.isnan(a)
-               else math.nan)
-        t.add_row(escape(label), f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
-                  "" if math.isnan(pct) else f"{pct:+.2f}%")
-    return t
-
-
 def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
                 valid_data: Dataset = None, *original_args,
                 resume_from: Path | None = None, console=None, progress: bool = True,
@@ -244,13 +109,58 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
         DataError / ConfigError: bad data or settings.
     """
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+
     from dcmnet.training.checkpoint import CheckpointStore
-    from dcmnet.training.checkpoint_load import resolve_checkpoint
     from dcmnet.training.monitor import Monitor
     from dcmnet.training.parallel import maybe_data_parallel
 
+    _check_call(config, original_args, original_kwargs)
+    console = console or Console(stderr=True)
+    run = _setup(config, train_data, valid_data, console)
+    tcfg, exp_dir = config.training, config.experiment_dir
+    state = initial_state(run.model, run.tx, run.first, config, run.source, console)
+    dp = maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console)
+    run.put_batch = dp.put_batch if dp is not None else (lambda b: b)
+    store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
+    state, start_epoch, *best, history = resume(state, store, exp_dir, resume_from, console)
+    if dp is not None:
+        state = _put_state(dp, state, tcfg.batch_size, console)
+    if verbose:
+        _show_arrays(console, run.first, run.model, state["params"])
+    end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
+        tcfg.num_epochs, start_epoch + int(stop_after_epochs))
+    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=bool(mlflow), mlflow_uri=(
+        mlflow if isinstance(mlflow, str) else None)) if end_epoch > start_epoch else None
+    announce(console, config, train_data, valid_data, run.n_batches, run.shapes, state,
+             start_epoch)
+    try:
+        with EpochReporter(console, progress, tcfg, start_epoch, end_epoch, run.n_batches,
+                           table_every) as reporter:
+            for epoch in range(start_epoch, end_epoch):
+                state = _epoch(run, config, state, epoch, best, history, monitor, store,
+                               reporter, on_epoch_end)
+    finally:
+        if monitor is not None:
+            monitor.close()
+        store.close()
+    if end_epoch < tcfg.num_epochs:
+        console.print(f"stopped after epoch {end_epoch} of {tcfg.num_epochs} as asked; rerun "
+                      "the same command to continue.")
+    return TrainResult(params=_best_params(exp_dir, state, tcfg.use_ema),
+                       best_valid_loss=best[0], best_epoch=best[1], experiment_dir=exp_dir,
+                       history=history)
+
+
+def _put_state(dp, state, batch_size: int, console):
+    """The state replicated over the devices of ``dp`` (said on the console)."""
+    state = dp.put_state(state)
+    console.print(f"data parallel over {dp.size} devices "
+                  f"({batch_size // dp.size} molecules per device and batch)")
+    return state
+
+
+def _check_call(config, original_args, original_kwargs) -> None:
+    """Refuse the original tool's call form and stray arguments (ConfigError)."""
     if not isinstance(config, ExperimentConfig):
         raise ConfigError(f"train_model: the first argument must be an ExperimentConfig, got "
                           f"{type(config).__name__}; the original tool's call form "
@@ -259,159 +169,129 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
         raise ConfigError(f"train_model(config, ...): unexpected argument(s) "
                           f"{', '.join(map(str, original_kwargs)) or original_args}; the "
                           "config form takes the settings from the ExperimentConfig.")
-    console = console or Console(stderr=True)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What stays fixed during a run: model, batches, optimizer, compiled steps."""
+
+    model: object
+    shapes: list
+    train_it: BatchIterator
+    valid_it: BatchIterator
+    n_batches: int
+    tx: object
+    schedule: object
+    weights: dict
+    train_step: object
+    eval_step: object
+    first: dict
+    source: dict | None
+    put_batch: object = None
+
+
+def _setup(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset,
+           console) -> _Run:
+    """Check the data, record its elements, build model, bucket shapes (once, over both
+    sets), batch iterators, optimizer, schedule and the jitted steps."""
     config.validate()
     tcfg, mcfg = config.training, config.model
-    exp_dir = config.experiment_dir
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    config.experiment_dir.mkdir(parents=True, exist_ok=True)
     for ds in (train_data, valid_data):
         check_atomic_numbers(ds.Z, mcfg.max_atomic_number)
     record_training_elements(config, train_data)
-
     model = create_model(**dataclasses.asdict(mcfg))
-    both = Dataset.concatenate([train_data, valid_data])
-    shapes = bucket_shapes(both, batch_size=tcfg.batch_size)
+    shapes = bucket_shapes(Dataset.concatenate([train_data, valid_data]),
+                           batch_size=tcfg.batch_size)
     train_it = BatchIterator(train_data, tcfg.batch_size, shuffle=True,
                              seed=config.random_seed, shapes=shapes)
     valid_it = BatchIterator(valid_data, tcfg.batch_size, shuffle=False, shapes=shapes)
     n_batches = len(train_it)
     source = load_init_source(config, train_data, console) if config.init_from else None
     tx = make_optimizer(tcfg, n_batches, freeze=config.freeze)
-    schedule = make_schedule(tcfg, n_batches)
-    weights = weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w)
     train_step, eval_step = _build_steps(model, tx, config)
+    return _Run(model=model, shapes=shapes, train_it=train_it, valid_it=valid_it,
+                n_batches=n_batches, tx=tx, schedule=make_schedule(tcfg, n_batches),
+                weights=weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w),
+                train_step=train_step, eval_step=eval_step,
+                first=next(iter(train_it.epoch_batches(0))), source=source)
 
-    first = next(iter(train_it.epoch_batches(0)))
-    state = init_state(model, tx, first, config.random_seed)
-    if source is not None:      # fine-tuning: the source's parameters, fresh optimizer and EMA
-        params = jax.tree_util.tree_map(
-            lambda t, v: jnp.asarray(v, dtype=t.dtype), state["params"], source["params"])
-        state = {"params": params, "opt_state": tx.init(params),
-                 "ema_params": jax.tree_util.tree_map(jnp.array, params),
-                 "step": jnp.int32(0)}
-        console.print(f"fine-tuning from {source['path']}: its parameters, a fresh optimizer, "
-                      f"schedule and EMA; frozen: {', '.join(config.freeze) or 'nothing'}")
-    dp = maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console)
-    put_batch = dp.put_batch if dp is not None else (lambda b: b)
-    store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
-    start_epoch, best_loss, best_epoch, history = 0, math.inf, -1, []
 
-    src_store, src_kind, src_step, src_dir = store, "latest", None, exp_dir
-    if resume_from is not None:
-        src_dir, src_kind, src_step = resolve_checkpoint(resume_from)
-        src_store = CheckpointStore(src_dir) if Path(src_dir) != exp_dir else store
-    if src_store.steps(src_kind):
-        state, meta, step = src_store.restore(src_kind, target=state, step=src_step)
-        start_epoch = int(meta["epoch"])
-        history = list(meta.get("history", []))[:start_epoch]
-        best_loss = float(meta.get("best_valid_loss", math.inf))
-        best_epoch = int(meta.get("best_epoch", -1))
-        console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of {src_dir}")
-    if dp is not None:
-        state = dp.put_state(state)
-        console.print(f"data parallel over {dp.size} devices "
-                      f"({tcfg.batch_size // dp.size} molecules per device and batch)")
-    if verbose:
-        _show_arrays(console, first, model, state["params"])
-    end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
-        tcfg.num_epochs, start_epoch + int(stop_after_epochs))
-    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=bool(mlflow),
-                      mlflow_uri=mlflow if isinstance(mlflow, str) else None) \
-        if end_epoch > start_epoch else None
-    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
-    console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
-                  f"validation conformers (split by {config.split_by}), batch {tcfg.batch_size} × accumulation "
-                  f"{tcfg.gradient_accumulation_steps}, {n_batches} batches/epoch, padding "
-                  f"shapes (atoms, grid points) {shapes}, {n_params:,} parameters, n_dcm "
-                  f"{mcfg.n_dcm}")
-    if start_epoch >= tcfg.num_epochs:
-        console.print(f"already trained for {start_epoch} epochs (num_epochs "
-                      f"{tcfg.num_epochs}); nothing to do. Raise --num-epochs to continue.")
+def _epoch(run: _Run, config, state, epoch: int, best: list, history: list, monitor, store,
+           reporter, on_epoch_end):
+    """One epoch: train, evaluate (EMA parameters when used), log, checkpoint, report.
+    ``best`` = ``[best_loss, best_epoch]`` is updated in place; returns the new state."""
+    tcfg = config.training
+    t0 = time.perf_counter()
+    state, train_m = _train_epoch(run, state, epoch, reporter, config.experiment_dir)
+    valid_m = _evaluate(run, state["ema_params"] if tcfg.use_ema else state["params"])
+    seconds = time.perf_counter() - t0
+    n_updates = int(state["step"]) // tcfg.gradient_accumulation_steps
+    lr = float(run.schedule(max(n_updates - 1, 0)))
+    row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "lr": lr}
+    row.update({f"train_{k}": v for k, v in train_m.items()})
+    row.update({f"valid_{k}": v for k, v in valid_m.items()})
+    history.append(row)
+    monitor.log_epoch(row, history)
+    improved = valid_m["loss"] < best[0]
+    if improved:
+        best[:] = [valid_m["loss"], epoch + 1]
+    _save_checkpoints(store, config, state, epoch + 1, improved, best, history)
+    reporter.epoch_done(epoch + 1, train_m, valid_m, seconds, lr, improved)
+    if on_epoch_end is not None:
+        on_epoch_end(epoch + 1, row)
+    reporter.advance(valid_m, improved)
+    return state
 
-    def run_eval(params):
-        total = None
-        for b in valid_it.epoch_batches(0):
-            _, sums = eval_step(params, put_batch(b), weights)
-            total = accumulate(total, jax.device_get(sums))
-        return epoch_metrics(total)
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
-    try:
-        with Progress(*columns, console=console, disable=not progress,
-                      transient=False) as bar:
-            ep_task = bar.add_task("epochs", total=tcfg.num_epochs, completed=start_epoch,
-                                   info="")
-            run_t0 = time.perf_counter()
-            for epoch in range(start_epoch, end_epoch):
-                t0 = time.perf_counter()
-                b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
-                total = None
-                for i, batch in enumerate(train_it.epoch_batches(epoch)):
-                    state, loss, sums = train_step(state, put_batch(batch), weights)
-                    loss = float(loss)
-                    if not math.isfinite(loss):
-                        raise TrainingDiverged(
-                            f"loss became {loss} at epoch {epoch + 1}, step {i + 1} of "
-                            f"{n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
-                            "intact. Lower --learning-rate or enable --use-grad-clip.")
-                    total = accumulate(total, jax.device_get(sums))
-                    bar.update(b_task, advance=1, info=f"loss {loss:.4g}")
-                bar.remove_task(b_task)
-                train_m = epoch_metrics(total)
-                params_eval = state["ema_params"] if tcfg.use_ema else state["params"]
-                valid_m = run_eval(params_eval)
-                seconds = time.perf_counter() - t0
-                n_updates = int(state["step"]) // tcfg.gradient_accumulation_steps
-                lr = float(schedule(max(n_updates - 1, 0)))
-                row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "lr": lr}
-                row.update({f"train_{k}": v for k, v in train_m.items()})
-                row.update({f"valid_{k}": v for k, v in valid_m.items()})
-                history.append(row)
-                monitor.log_epoch(row, history)
-                improved = valid_m["loss"] < best_loss
-                if improved:
-                    best_loss, best_epoch = valid_m["loss"], epoch + 1
-                meta = {"epoch": epoch + 1, "best_valid_loss": best_loss,
-                        "best_epoch": best_epoch, "history": history,
-                        "config": config.to_dict()}
-                host_state = jax.device_get(state)
-                if improved:
-                    store.save("best", epoch + 1, host_state, meta)
-                if tcfg.save_every_n_epochs and (epoch + 1) % tcfg.save_every_n_epochs == 0:
-                    store.save("periodic", epoch + 1, host_state, meta)
-                store.save("latest", epoch + 1, host_state, meta)
-                last = epoch + 1 == tcfg.num_epochs
-                if table_every and ((epoch + 1) % table_every == 0 or last):
-                    bar.console.print(epoch_table(epoch + 1, train_m, valid_m, seconds, lr,
-                                                  ema=tcfg.use_ema))
-                elif table_every:
-                    done_now = epoch + 1 - start_epoch
-                    run_s = time.perf_counter() - run_t0
-                    eta = run_s / done_now * (end_epoch - epoch - 1)
-                    bar.console.print(
-                        f"epoch {epoch + 1}/{tcfg.num_epochs}  loss {train_m['loss']:.4g}  "
-                        f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
-                        f"{' (EMA)' if tcfg.use_ema else ''}{' *' if improved else ''}  "
-                        f"{seconds:.1f} s  ETA {eta / 60:.1f} min", highlight=False)
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, row)
-                bar.update(ep_task, advance=1,
-                           info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
-                                f"{' *' if improved else ''}")
-    finally:
-        if monitor is not None:
-            monitor.close()
-        store.close()
+def _train_epoch(run: _Run, state, epoch: int, reporter, exp_dir):
+    """The optimizer steps of one epoch with the NaN guard; ``(state, train metrics)``."""
+    reporter.begin_epoch(epoch)
+    total = None
+    for i, batch in enumerate(run.train_it.epoch_batches(epoch)):
+        state, loss, sums = run.train_step(state, run.put_batch(batch), run.weights)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at epoch {epoch + 1}, step {i + 1} of "
+                f"{run.n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
+                "intact. Lower --learning-rate or enable --use-grad-clip.")
+        total = accumulate(total, jax.device_get(sums))
+        reporter.step(loss)
+    reporter.end_batches()
+    return state, epoch_metrics(total)
 
-    if end_epoch < tcfg.num_epochs:
-        console.print(f"stopped after epoch {end_epoch} of {tcfg.num_epochs} as asked; rerun "
-                      "the same command to continue.")
+
+def _evaluate(run: _Run, params) -> dict:
+    """Validation metrics of ``params`` over the whole validation set."""
+    total = None
+    for b in run.valid_it.epoch_batches(0):
+        _, sums = run.eval_step(params, run.put_batch(b), run.weights)
+        total = accumulate(total, jax.device_get(sums))
+    return epoch_metrics(total)
+
+
+def _save_checkpoints(store, config, state, epoch: int, improved: bool, best: list,
+                      history: list) -> None:
+    """The checkpoint policy: ``best`` when validation improved, ``periodic`` every
+    ``save_every_n_epochs``, ``latest`` always (orbax keeps the newest ones)."""
+    meta = {"epoch": epoch, "best_valid_loss": best[0], "best_epoch": best[1],
+            "history": history, "config": config.to_dict()}
+    host_state = jax.device_get(state)
+    if improved:
+        store.save("best", epoch, host_state, meta)
+    every = config.training.save_every_n_epochs
+    if every and epoch % every == 0:
+        store.save("periodic", epoch, host_state, meta)
+    store.save("latest", epoch, host_state, meta)
+
+
+def _best_params(exp_dir: Path, state, use_ema: bool):
+    """Parameters (EMA when used) of the ``best`` checkpoint (``latest`` without one)."""
+    from dcmnet.training.checkpoint import CheckpointStore
+
     best_store = CheckpointStore(exp_dir)
     kind = "best" if best_store.steps("best") else "latest"
     best_state, _, _ = best_store.restore(kind, target=jax.device_get(state))
     best_store.close()
-    params = best_state["ema_params"] if tcfg.use_ema else best_state["params"]
-    return TrainResult(params=params, best_valid_loss=best_loss, best_epoch=best_epoch,
-                       experiment_dir=exp_dir, history=history)
+    return best_state["ema_params"] if use_ema else best_state["params"]

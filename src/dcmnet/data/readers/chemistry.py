@@ -12,10 +12,10 @@ import numpy as np
 from ase.data import atomic_numbers as _ASE_NUMBERS
 from ase.data import chemical_symbols
 
-from dcmnet.data.dataset import Dataset
+from dcmnet.data.dataset import Dataset, centre_of_mass
 from dcmnet.data.readers.report import PathLike, Report, err
 from dcmnet.errors import DataError
-from dcmnet.units import EBOHR_TO_EANGSTROM
+from dcmnet.units import EBOHR_TO_EANGSTROM, MAX_ATOMIC_NUMBER
 
 
 def element_number(symbol: str, path, where: str = "") -> int:
@@ -30,7 +30,7 @@ def element_number(symbol: str, path, where: str = "") -> int:
     s = str(symbol).strip()
     if re.fullmatch(r"\d+", s):
         z = int(s)
-        if 1 <= z <= 118:
+        if 1 <= z <= MAX_ATOMIC_NUMBER:
             return z
         raise err(path, f"atomic number {z}{where} is outside 1..118.",
                   "Give element symbols or atomic numbers of real atoms.")
@@ -135,10 +135,9 @@ def check_electron_count(Z, net_charge: float, path, mol: int | None = None,
 
 
 def com(Z, R) -> np.ndarray:
-    """(3,) centre of mass in Å (ASE masses) of atoms ``Z`` (N,) at ``R`` (N, 3) Å."""
-    from ase.data import atomic_masses
-    m = atomic_masses[np.asarray(Z, int)]
-    return (m[:, None] * np.asarray(R, float)).sum(0) / m.sum()
+    """(3,) centre of mass in Å (ASE masses) of atoms ``Z`` (N,) at ``R`` (N, 3) Å
+    (:func:`dcmnet.data.dataset.centre_of_mass`)."""
+    return centre_of_mass(Z, R)
 
 
 def dipole_to_com(mu_ebohr, origin, Z, R, net_charge) -> np.ndarray:

@@ -60,6 +60,7 @@ from dcmnet.data.readers.chemistry import (
 )
 from dcmnet.data.readers.file_units import LENGTH_UNITS, UNIT_LABEL
 from dcmnet.data.readers.report import Report, err
+from dcmnet.units import MAX_ATOMIC_NUMBER
 
 
 @dataclasses.dataclass
@@ -179,8 +180,8 @@ def parse_cube(path) -> Cube:
     if n_at_signed < 0:
         data_start += 1  # orbital-label line (simple case: one line)
     Z = np.array(Z, int)
-    if ((Z < 1) | (Z > 118)).any():
-        a = int(np.flatnonzero((Z < 1) | (Z > 118))[0])
+    if ((Z < 1) | (Z > MAX_ATOMIC_NUMBER)).any():
+        a = int(np.flatnonzero((Z < 1) | (Z > MAX_ATOMIC_NUMBER))[0])
         raise err(path, f"atom {a + 1} has atomic number {Z[a]}.",
                   "Atomic numbers must be 1..118.", line=7 + a)
     data = None

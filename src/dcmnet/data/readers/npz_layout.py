@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcmnet.data.dataset import centre_of_mass
 from dcmnet.data.readers.base import ReadOptions, resolve_esp, resolve_length
 from dcmnet.data.readers.chemistry import element_number
 from dcmnet.data.readers.report import Report
@@ -400,13 +401,11 @@ def _interpret_D(ctx: _Ctx, D: np.ndarray, n: int, A: int, out: dict, R, Z):
 
 def _guess_dipole_unit(vec: np.ndarray, out: dict, R, Z) -> tuple[str, float | None]:
     """Unit of a dipole-vector field, judged against the dipole of ``mono`` (neutral only)."""
-    from ase.data import atomic_masses
     if "mono" not in out:
         return "ebohr", None
     mono = np.nan_to_num(np.asarray(out["mono"], float))
     real = Z > 0
-    m = np.where(real, atomic_masses[np.clip(Z, 0, None)], 0.0)
-    com = (m[..., None] * R).sum(1) / np.maximum(m.sum(1), 1e-12)[:, None]
+    com = centre_of_mass(Z, R)
     mu = (mono[..., None] * (R - com[:, None, :]) * real[..., None]).sum(1)  # e·Å
     q = mono.sum(1)
     a = np.linalg.norm(mu, axis=1)

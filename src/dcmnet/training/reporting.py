@@ -1,0 +1,165 @@
+"""What a training run shows: progress bars, the per-epoch table or line, verbose arrays.
+
+:class:`EpochReporter` is the loop's one reporter (rich progress, the epoch table every
+``table_every`` epochs and a compact line otherwise); TensorBoard, MLflow and the history
+CSV are :class:`dcmnet.training.monitor.Monitor`'s; an ``on_epoch_end`` callback
+(Optuna's pruning) is called by :func:`dcmnet.training.loop.train_model`.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dcmnet.config import ExperimentConfig
+
+#: Metrics shown in the per-epoch table, with their labels.
+TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
+                 ("esp_rmse", "ESP RMSE [kcal/(mol·e)]"), ("charge_mae", "charge MAE vs mono [e]"),
+                 ("charge_rmse", "charge RMSE vs mono [e]"), ("dipole_mae", "dipole MAE [D]"),
+                 ("q_std", "q std [e]"), ("q_min", "q min [e]"),
+                 ("q_max", "q max [e]"))
+
+
+def _flat_config(config: ExperimentConfig) -> dict:
+    d = config.to_dict()
+    flat = {k: v for k, v in d.items() if k not in ("model", "training")}
+    flat.update({f"model.{k}": v for k, v in d["model"].items()})
+    flat.update({f"training.{k}": v for k, v in d["training"].items()})
+    return flat
+
+
+def _show_arrays(console, batch: dict, model, params) -> None:
+    """Verbose mode: the first batch and predicted charges as lovely-jax summaries."""
+    try:
+        import lovely_jax as lj
+    except ImportError:
+        console.print("[yellow]--verbose: install lovely-jax for array summaries "
+                      "(pip install 'dcmnet[tracking]')[/]")
+        return
+    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
+                                     batch["net_charge"])
+    for k, v in list(batch.items()) + [("charges", charges), ("positions", positions)]:
+        console.print(f"{k:>12}: {lj.lovely(jnp.asarray(v))}", highlight=False)
+
+
+def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float,
+                ema: bool = False):
+    """The seed's per-epoch table (rich): Metric | Train | Valid | Diff | % Diff.
+
+    The mean charge (``q mean``) is not shown: it equals net charge / sites by construction.
+    ``ema``: validation used the EMA parameters (said in the title; it is why validation is
+    often better than training, whose metrics come from the raw parameters during the epoch).
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    note = ("; Valid uses the EMA parameters, Train the running parameters" if ema else "")
+    t = Table(title=f"Epoch {epoch}  ({seconds:.1f} s, lr {lr:.2e}{note})", title_justify="left",
+              show_edge=False, header_style="bold")
+    for c in ("Metric", "Train", "Valid", "Diff", "% Diff"):
+        t.add_column(c, justify="left" if c == "Metric" else "right")
+    for key, label in TABLE_METRICS:
+        a, b = train.get(key, math.nan), valid.get(key, math.nan)
+        if math.isnan(a) and math.isnan(b):
+            continue
+        d = b - a
+        # a % change of the mean charge (≈ net charge / sites, near 0) means nothing
+        pct = (100.0 * d / abs(a) if key != "q_mean" and a != 0.0 and not math.isnan(a)
+               else math.nan)
+        t.add_row(escape(label), f"{a:.6g}", f"{b:.6g}", f"{d:+.3g}",
+                  "" if math.isnan(pct) else f"{pct:+.2f}%")
+    return t
+
+
+def announce(console, config, train_data, valid_data, n_batches: int, shapes, state: dict,
+             start_epoch: int) -> None:
+    """The run's opening line (data, batches, padding shapes, parameter count)."""
+    tcfg = config.training
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(state["params"]))
+    console.print(f"[bold]{config.name}[/]: {len(train_data)} training / {len(valid_data)} "
+                  f"validation conformers (split by {config.split_by}), batch "
+                  f"{tcfg.batch_size} × accumulation "
+                  f"{tcfg.gradient_accumulation_steps}, {n_batches} batches/epoch, padding "
+                  f"shapes (atoms, grid points) {shapes}, {n_params:,} parameters, n_dcm "
+                  f"{config.model.n_dcm}")
+    if start_epoch >= tcfg.num_epochs:
+        console.print(f"already trained for {start_epoch} epochs (num_epochs "
+                      f"{tcfg.num_epochs}); nothing to do. Raise --num-epochs to continue.")
+
+
+class EpochReporter:
+    """Progress bars (epochs, batches of the epoch) and the per-epoch output of a run.
+
+    Args:
+        console: a ``rich.console.Console``; progress: show the bars.
+        training: the :class:`~dcmnet.config.TrainingConfig`; start_epoch, end_epoch: the
+            epochs (0-based, end exclusive) of this call; n_batches: batches per epoch.
+        table_every: the full table every N epochs (always the last), a compact line
+            (epoch/total, loss, valid ESP RMSE, time, ETA) for the others; 0 prints neither.
+    """
+
+    def __init__(self, console, progress: bool, training, start_epoch: int, end_epoch: int,
+                 n_batches: int, table_every: int):
+        self.console, self.progress, self.tcfg = console, progress, training
+        self.start, self.end, self.n_batches = start_epoch, end_epoch, n_batches
+        self.table_every = table_every
+
+    def __enter__(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}")]
+        self.bar = Progress(*columns, console=self.console, disable=not self.progress,
+                            transient=False)
+        self.bar.__enter__()
+        self.ep_task = self.bar.add_task("epochs", total=self.tcfg.num_epochs,
+                                         completed=self.start, info="")
+        self.run_t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """A bar for the batches of ``epoch`` (0-based)."""
+        self.b_task = self.bar.add_task(f"epoch {epoch + 1}", total=self.n_batches, info="")
+
+    def step(self, loss: float) -> None:
+        self.bar.update(self.b_task, advance=1, info=f"loss {loss:.4g}")
+
+    def end_batches(self) -> None:
+        self.bar.remove_task(self.b_task)
+
+    def epoch_done(self, epoch: int, train_m: dict, valid_m: dict, seconds: float, lr: float,
+                   improved: bool) -> None:
+        """The table or the compact line of ``epoch`` (1-based)."""
+        tcfg = self.tcfg
+        if not self.table_every:
+            return
+        if epoch % self.table_every == 0 or epoch == tcfg.num_epochs:
+            self.bar.console.print(epoch_table(epoch, train_m, valid_m, seconds, lr,
+                                               ema=tcfg.use_ema))
+            return
+        run_s = time.perf_counter() - self.run_t0
+        eta = run_s / (epoch - self.start) * (self.end - epoch)
+        self.bar.console.print(
+            f"epoch {epoch}/{tcfg.num_epochs}  loss {train_m['loss']:.4g}  "
+            f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
+            f"{' (EMA)' if tcfg.use_ema else ''}{' *' if improved else ''}  "
+            f"{seconds:.1f} s  ETA {eta / 60:.1f} min", highlight=False)
+
+    def advance(self, valid_m: dict, improved: bool) -> None:
+        self.bar.update(self.ep_task, advance=1,
+                        info=f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
+                             f"{' *' if improved else ''}")
