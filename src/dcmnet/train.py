@@ -18,6 +18,7 @@ import optax
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
+from dcmnet.data.prefetch import prefetch_batches
 from dcmnet.errors import ConfigError, DCMNetError
 from dcmnet.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.model import check_atomic_numbers, create_model
@@ -274,8 +275,8 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
     record_training_elements(config, train_data)
 
     model = create_model(**dataclasses.asdict(mcfg))
-    both = Dataset.concatenate([train_data, valid_data])
-    shapes = bucket_shapes(both, batch_size=tcfg.batch_size)
+    shapes = bucket_shapes(Dataset.concatenate([train_data, valid_data]),
+                           batch_size=tcfg.batch_size)
     train_it = BatchIterator(train_data, tcfg.batch_size, shuffle=True,
                              seed=config.random_seed, shapes=shapes)
     valid_it = BatchIterator(valid_data, tcfg.batch_size, shuffle=False, shapes=shapes)
@@ -335,7 +336,7 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
 
     def run_eval(params):
         total = None
-        for b in valid_it.epoch_batches(0):
+        for b in prefetch_batches(valid_it, 0):
             _, sums = eval_step(params, put_batch(b), weights)
             total = accumulate(total, jax.device_get(sums))
         return epoch_metrics(total)
@@ -353,7 +354,7 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
                 t0 = time.perf_counter()
                 b_task = bar.add_task(f"epoch {epoch + 1}", total=n_batches, info="")
                 total = None
-                for i, batch in enumerate(train_it.epoch_batches(epoch)):
+                for i, batch in enumerate(prefetch_batches(train_it, epoch)):
                     state, loss, sums = train_step(state, put_batch(batch), weights)
                     loss = float(loss)
                     if not math.isfinite(loss):
