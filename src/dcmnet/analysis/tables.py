@@ -89,7 +89,7 @@ def analysis_table(res: CheckpointAnalysis, title: str | None = None):
             ("dipole_mae_debye", "dipole |Δμ| mean [D]", ".3f"),
             ("dipole_magnitude_mae_debye", "dipole ||μ|−|μref|| [D]", ".3f"),
             ("max_abs_net_charge_error_e", "max |Σq − Q| [e]", ".1e"),
-            ("n_values_per_molecule_mean", "values per molecule", ".0f")):
+            ("n_values_per_molecule_mean", "values per molecule", ".1f")):
         t.add_row(escape(label), *[_f(S[m].get(key), spec) for m in meths])
     for row_el in sorted({(r["Z"], r["element"]) for r in res.by_element}):
         cells = [next((_f(r["rmse"]) for r in res.by_element
@@ -128,7 +128,7 @@ def multipole_table(res: CheckpointAnalysis):
         r = S[m]
         label = f"DCM-net (n_dcm={res.n_dcm})" if m == "dcmnet" else SHORT[m].replace(
             "fitted ", "")
-        t.add_row(escape(label), _f(r.get("n_values_per_molecule_mean"), ".0f"),
+        t.add_row(escape(label), _f(r.get("n_values_per_molecule_mean"), ".1f"),
                   _f(r["esp_rmse_median_kcal_mol_e"]), _f(r["esp_rmse_mean_kcal_mol_e"]),
                   _f(r["dipole_mae_debye"]))
     return _with_legend(t, [f"ESP RMSE over molecules in {ESP_UNIT}",
@@ -182,7 +182,7 @@ _CMP_LINES = (
     ("epoch", lambda r: "" if r["epoch"] is None else str(r["epoch"])),
     ("n_dcm", lambda r: "" if r["n_dcm"] is None else str(r["n_dcm"])),
     ("parameters", lambda r: "" if r["n_parameters"] is None else f"{r['n_parameters']:,}"),
-    ("values/mol", lambda r: _f(r.get("n_values_per_molecule"), ".0f")),
+    ("values/mol", lambda r: _f(r.get("n_values_per_molecule"), ".1f")),
     ("ESP RMSE median", lambda r: _f(r["esp_rmse_median"])),
     ("ESP RMSE mean", lambda r: _f(r["esp_rmse_mean"])),
     ("ESP MAE", lambda r: _f(r["esp_mae_pooled"])),
