@@ -15,16 +15,22 @@ evaluated in kcal/(mol·e) for conditioning). The parametrisation is the model's
 * the charges are projected onto the net charge,
   ``q ← q − (Σq − Q)/(N·K)`` over real atoms, so ``Σq = Q`` exactly (not a penalty).
 
-Start: the ESP-fitted monopoles of :func:`dcmnet.fitting.fit_monopoles` split evenly over
-the K sites, the sites displaced by ``init_offset`` Å along K fixed directions with zero
-mean (a centred Fibonacci spiral, :func:`dcmnet.surface.fibonacci_sphere`), so the start
-reproduces the monopoles to first order and the optimisation breaks the site symmetry
-deterministically; ``K = 1`` starts exactly at the monopoles (zero displacement). The
-optimiser is L-BFGS with a zoom line search (``optax.lbfgs``; Nocedal & Wright, *Numerical
-Optimization*, 2nd ed., Alg. 7.4 and 3.5), run per conformer (``jax.vmap``) so conformers
-never share a step length, for at most ``steps`` iterations; the best iterate is kept. The
-problem is not convex: the result is an upper bound of the true limit (a local optimum), and
-never worse than its start, the fitted monopoles (to float32 rounding).
+Variable projection (Golub & Pereyra, SIAM J. Numer. Anal. 10, 413 (1973)): for given site
+positions the best charges are a linear least-squares problem with one equality constraint,
+solved exactly at every evaluation (:func:`_solve_charges`, the Lagrange system of
+:func:`dcmnet.fitting.fit_monopoles` in JAX, float64); only the free displacements ``v`` are
+optimised, with L-BFGS and a zoom line search (``optax.lbfgs``; Nocedal & Wright, *Numerical
+Optimization*, 2nd ed., Alg. 7.4 and 3.5), per conformer (``jax.vmap``, so conformers never
+share a step length), for ``steps`` iterations; the best iterate is kept.
+
+Start: the sites of each atom displaced by ``init_offset`` Å along K fixed directions with
+zero mean (a centred Fibonacci spiral, :func:`dcmnet.surface.fibonacci_sphere`), so the
+optimisation breaks the site symmetry deterministically. ``K = 1`` starts at the atoms
+(zero displacement), where the solved charges are exactly the ESP-fitted monopoles of
+:func:`dcmnet.fitting.fit_monopoles` (``steps = 0`` reproduces them); since the start of
+``K ≥ 2`` contains that monopole solution (equal charges on nearby sites) as a special
+case to second order in ``init_offset``, no fit is worse than the monopoles. The problem
+is not convex: the result is an upper bound of the true limit (a local optimum).
 
 This is the limit a DCM-net with the same ``n_dcm`` and ``max_displacement`` can reach on a
 conformer: the network must predict charges from the geometry alone, the fit sees the ESP.
@@ -114,26 +120,64 @@ def dcm_sites(params: dict, R: jax.Array, atom_mask: jax.Array, net_charge: jax.
     return q, R[:, :, None, :] + d
 
 
-def _loss_one(params, R, atom_mask, grid, esp, grid_mask, net_charge, max_displacement):
-    """Mean squared ESP error of one conformer, (kcal/(mol·e))² over its real points."""
-    add = lambda x: x[None]                                         # noqa: E731
-    q, x = dcm_sites(jax.tree.map(add, params), R[None], atom_mask[None], net_charge[None],
-                     max_displacement)
-    A, K = q.shape[1], q.shape[2]
-    v = esp_from_charges(q.reshape(1, A * K), x.reshape(1, A * K, 3), grid[None],
-                         grid_mask[None])[0]
-    r = (v - esp) * grid_mask * HARTREE_TO_KCAL_MOL
+def _design(v, R, atom_mask, grid, grid_mask, K, max_displacement):
+    """(G, A·K) ESP kernel in kcal/(mol·e) per e of one conformer's sites, masked rows and
+    columns, and the site positions (A·K, 3) Å."""
+    A = R.shape[0]
+    d = bounded_displacement(v, max_displacement) * atom_mask[:, None, None]
+    x = (R[:, None, :] + d).reshape(A * K, 3)
+    smask = jnp.repeat(atom_mask, K)
+    from dcmnet.electrostatics import inverse_distances
+
+    T = inverse_distances(grid, x) * HARTREE_TO_KCAL_MOL
+    return T * grid_mask[:, None] * smask[None, :], x, smask
+
+
+#: Ridge of the charge normal equations, relative to the mean diagonal (float64).
+RIDGE = 1e-10
+
+
+def _solve_charges(T, b, smask, net_charge):
+    """Charges (S,) minimising ``|T q − b|² + λ|q|²`` with ``Σ q = Q`` over real sites.
+
+    Lagrange (KKT) system of the normal equations, as :func:`dcmnet.fitting.fit_monopoles`
+    (Singh & Kollman 1984), solved in float64 with a tiny ridge ``λ = RIDGE × mean diag``
+    (near-coincident sites make ``TᵀT`` nearly singular); padded sites get 0; then the
+    model's projection removes the rounding drift, so ``Σ q = Q`` exactly.
+    """
+    S = smask.shape[0]
+    n = jnp.sum(smask)
+    H = T.T @ T
+    lam = RIDGE * jnp.trace(H) / jnp.maximum(n, 1.0)
+    H = H + jnp.diag(lam * smask + (1.0 - smask))
+    kkt = jnp.zeros((S + 1, S + 1), T.dtype).at[:S, :S].set(H)
+    kkt = kkt.at[:S, S].set(smask).at[S, :S].set(smask).at[S, S].set(jnp.where(n > 0, 0.0, 1.0))
+    rhs = jnp.concatenate([T.T @ b, jnp.reshape(net_charge, (1,))])
+    q = jnp.linalg.solve(kkt, rhs)[:S] * smask
+    return q - smask * (jnp.sum(q) - net_charge) / jnp.maximum(n, 1.0)
+
+
+def _loss_one(v, R, atom_mask, grid, esp, grid_mask, net_charge, K, max_displacement):
+    """Mean squared ESP error (kcal/(mol·e))² of one conformer with the charges that are
+    optimal for the site positions (variable projection: Golub & Pereyra, SIAM J. Numer.
+    Anal. 10, 413 (1973)); the charges are held fixed in the gradient, which is exact at the
+    optimum (the derivative of the inner minimum in ``q`` vanishes)."""
+    T, _, smask = _design(v, R, atom_mask, grid, grid_mask, K, max_displacement)
+    b = esp * grid_mask * HARTREE_TO_KCAL_MOL
+    q = jax.lax.stop_gradient(_solve_charges(T, b, smask, net_charge))
+    r = T @ q - b
     return jnp.sum(r * r) / jnp.maximum(jnp.sum(grid_mask), 1.0)
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "max_displacement", "memory_size"))
-def _fit_padded(params, R, atom_mask, grid, esp, grid_mask, net_charge, *, steps: int,
-                max_displacement: float, memory_size: int = 20):
-    """Per-conformer L-BFGS (vmapped): returns the best params and their loss (B,)."""
+@functools.partial(jax.jit, static_argnames=("steps", "K", "max_displacement", "memory_size"))
+def _fit_padded(v0, R, atom_mask, grid, esp, grid_mask, net_charge, *, steps: int, K: int,
+                max_displacement: float, memory_size: int = 10):
+    """Per-conformer L-BFGS over the free displacements (vmapped): the best ``v`` (B, A, K, 3),
+    its charges (B, A·K) e and loss (B,)."""
 
     def one(p0, R, am, g, e, gm, Q):
         f = functools.partial(_loss_one, R=R, atom_mask=am, grid=g, esp=e, grid_mask=gm,
-                              net_charge=Q, max_displacement=max_displacement)
+                              net_charge=Q, K=K, max_displacement=max_displacement)
         opt = optax.lbfgs(memory_size=memory_size)
         vg = optax.value_and_grad_from_state(f)
 
@@ -141,7 +185,7 @@ def _fit_padded(params, R, atom_mask, grid, esp, grid_mask, net_charge, *, steps
             p, state, best_p, best_l = carry
             value, grad = vg(p, state=state)
             better = jnp.isfinite(value) & (value < best_l)
-            best_p = jax.tree.map(lambda a, b: jnp.where(better, a, b), p, best_p)
+            best_p = jnp.where(better, p, best_p)
             best_l = jnp.where(better, value, best_l)
             upd, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=f)
             return optax.apply_updates(p, upd), state, best_p, best_l
@@ -150,10 +194,12 @@ def _fit_padded(params, R, atom_mask, grid, esp, grid_mask, net_charge, *, steps
         p, _, best_p, best_l = jax.lax.fori_loop(0, steps, body, carry)
         last = f(p)
         take = jnp.isfinite(last) & (last < best_l)
-        best_p = jax.tree.map(lambda a, b: jnp.where(take, a, b), p, best_p)
-        return best_p, jnp.where(take, last, best_l)
+        best_p = jnp.where(take, p, best_p)
+        T, _, smask = _design(best_p, R, am, g, gm, K, max_displacement)
+        q = _solve_charges(T, e * gm * HARTREE_TO_KCAL_MOL, smask, Q)
+        return best_p, q, jnp.where(take, last, best_l)
 
-    return jax.vmap(one)(params, R, atom_mask, grid, esp, grid_mask, net_charge)
+    return jax.vmap(one)(v0, R, atom_mask, grid, esp, grid_mask, net_charge)
 
 
 def _check_options(n_dcm, max_displacement, steps) -> None:
@@ -169,7 +215,7 @@ def _check_options(n_dcm, max_displacement, steps) -> None:
         raise ConfigError(f"steps must be a whole number ≥ 0, got {steps}.")
 
 
-def fit_dcm_batch(batch: dict, mono: np.ndarray, n_dcm: int = 2,
+def fit_dcm_batch(batch: dict, n_dcm: int = 2,
                   max_displacement: float = DEFAULT_MAX_DISPLACEMENT,
                   steps: int = DEFAULT_STEPS, init_offset: float = DEFAULT_INIT_OFFSET) -> dict:
     """Fit ``n_dcm`` charges per atom to the ESP of every conformer of a padded batch.
@@ -178,8 +224,6 @@ def fit_dcm_batch(batch: dict, mono: np.ndarray, n_dcm: int = 2,
         batch: a padded batch (:func:`dcmnet.data.batching.make_batch`): ``R`` (B, A, 3) Å,
             ``atom_mask`` (B, A), ``grid`` (B, G, 3) Å, ``esp`` (B, G) Hartree/e,
             ``grid_mask`` (B, G), ``net_charge`` (B,) e.
-        mono: (B, A) start charges in e (the fitted monopoles; 0 on padded atoms), each
-            summing to the molecule's net charge.
         n_dcm: K ≥ 1 sites per atom. max_displacement: bound on ``|x − R|``, Å (> 0).
         steps: L-BFGS iterations per conformer (0: the start itself).
         init_offset: distance of the start sites from their atom, Å (capped at half the
@@ -187,7 +231,8 @@ def fit_dcm_batch(batch: dict, mono: np.ndarray, n_dcm: int = 2,
     Returns:
         dict of NumPy arrays: ``charges`` (B, A, K) e (Σ = net charge to float32
         rounding, 0 on padding), ``positions`` (B, A, K, 3) Å, ``esp_rmse`` (B,)
-        kcal/(mol·e) over each conformer's real points (0 for dummy molecules).
+        kcal/(mol·e) over each conformer's real points (0 for dummy molecules). Computed
+        in float64 (``jax.enable_x64`` around the call only).
     Raises:
         ConfigError: n_dcm < 1, max_displacement ≤ 0 or steps < 0.
     """
@@ -195,16 +240,17 @@ def fit_dcm_batch(batch: dict, mono: np.ndarray, n_dcm: int = 2,
     K, m = int(n_dcm), float(max_displacement)
     am = np.asarray(batch["atom_mask"], np.float32)
     offset = min(float(init_offset), 0.5 * m)
-    v0 = _unbounded(offset * initial_directions(K), m).astype(np.float32)        # (K, 3)
-    params = {"q": np.repeat(np.asarray(mono, np.float32)[..., None] / K, K, axis=-1) * am[..., None],
-              "v": np.broadcast_to(v0, am.shape + (K, 3)) * am[..., None, None]}
-    args = [jnp.asarray(batch[k], jnp.float32) for k in
-            ("R", "atom_mask", "grid", "esp", "grid_mask", "net_charge")]
-    best, loss = _fit_padded(jax.tree.map(jnp.asarray, params), *args, steps=int(steps),
-                             max_displacement=m)
-    q, x = dcm_sites(best, args[0], args[1], args[5], m)
-    q, x, loss = jax.device_get((q, x, loss))
-    return {"charges": np.asarray(q), "positions": np.asarray(x),
+    v0 = _unbounded(offset * initial_directions(K), m)                           # (K, 3)
+    v0 = np.broadcast_to(v0, am.shape + (K, 3)) * am[..., None, None]
+    with jax.enable_x64(True):                 # float64 normal equations (local switch)
+        args = [jnp.asarray(np.asarray(batch[k], np.float64)) for k in
+                ("R", "atom_mask", "grid", "esp", "grid_mask", "net_charge")]
+        best, q, loss = _fit_padded(jnp.asarray(v0, jnp.float64), *args, steps=int(steps),
+                                    K=K, max_displacement=m)
+        x = args[0][:, :, None, :] + bounded_displacement(best, m) * args[1][..., None, None]
+        q, x, loss = jax.device_get((q, x, loss))
+    B, A = am.shape
+    return {"charges": np.asarray(q).reshape(B, A, K), "positions": np.asarray(x),
             "esp_rmse": np.sqrt(np.maximum(np.asarray(loss, np.float64), 0.0))}
 
 
@@ -237,7 +283,6 @@ def fit_dcm_dataset(data, n_dcm: int = 2, max_displacement: float = DEFAULT_MAX_
     _check_options(n_dcm, max_displacement, steps)
     M, K = len(data), int(n_dcm)
     ao = data.atom_offsets
-    mono_q = np.zeros(int(ao[-1]))
     rmse_mono = np.zeros(M)
     for i in range(M):
         mol = data.molecule(i)
@@ -245,7 +290,6 @@ def fit_dcm_dataset(data, n_dcm: int = 2, max_displacement: float = DEFAULT_MAX_
             q = fit_monopoles(mol["R"], mol["grid"], mol["esp"], mol["net_charge"])
         except DataError as exc:
             raise DataError(f"{data.source}: molecule {i} ({mol['name']}): {exc}") from exc
-        mono_q[ao[i]:ao[i + 1]] = q
         err = (monopole_esp(mol["R"], q, mol["grid"]) - mol["esp"]) * HARTREE_TO_KCAL_MOL
         rmse_mono[i] = math.sqrt(float(np.mean(err**2)))
     out_q = np.zeros((int(ao[-1]), K))
@@ -253,11 +297,7 @@ def fit_dcm_dataset(data, n_dcm: int = 2, max_displacement: float = DEFAULT_MAX_
     rmse = np.full(M, np.nan)
     it = BatchIterator(data, min(int(batch_size), M), shuffle=False)
     for (k, idx), batch in zip(it.batch_plan(0), it.epoch_batches(0)):
-        A = batch["R"].shape[1]
-        mono = np.zeros((len(batch["index"]), A))
-        for j, i in enumerate(idx):
-            mono[j, :data.n_atoms[i]] = mono_q[ao[i]:ao[i + 1]]
-        res = fit_dcm_batch(batch, mono, K, max_displacement, steps, init_offset)
+        res = fit_dcm_batch(batch, K, max_displacement, steps, init_offset)
         for j, i in enumerate(idx):
             n = int(data.n_atoms[i])
             out_q[ao[i]:ao[i + 1]] = res["charges"][j, :n]
