@@ -78,8 +78,10 @@ def _format_warnings() -> None:
 def _command_modules():
     """``add_parsers`` functions of the subcommand modules (cheap: they import no JAX)."""
     from dcmnet import cli_analysis, cli_data, cli_export, cli_models, cli_train, cli_tune
+    from dcmnet import cli_fit
     return [cli_train.add_parsers, cli_analysis.add_parsers, cli_tune.add_parsers,
-            cli_data.add_parsers, cli_models.add_parsers, cli_export.add_parsers]
+            cli_data.add_parsers, cli_models.add_parsers, cli_export.add_parsers,
+            cli_fit.add_parsers]
 
 
 def main(argv: list[str] | None = None) -> int:
