@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("dcmnet", "dcmnet.errors", "dcmnet.units", "dcmnet.fileio"),          # foundation
     ("dcmnet.electrostatics", "dcmnet.surface", "dcmnet.fitting", "dcmnet.config"),  # physics
     ("dcmnet.data",),                                                       # data
-    ("dcmnet.model", "dcmnet.models", "dcmnet.generate"),                   # model, QM data
+    ("dcmnet.model", "dcmnet.message_passing", "dcmnet.models",             # model, QM data,
+     "dcmnet.generate", "dcmnet.fitting_dcm"),                              # fitted DCM
     ("dcmnet.training",),                                                   # training
     ("dcmnet.inference",),                                                  # prediction
     ("dcmnet.md",),                                                         # simulation
@@ -38,8 +39,9 @@ LAYERS: list[tuple[str, ...]] = [
 
 #: The layers inside ``dcmnet.data`` (its ``__init__`` faces stand above them all).
 DATA_LAYERS: list[tuple[str, ...]] = [
-    ("dcmnet.data.dataset", "dcmnet.data.split", "dcmnet.data.mmml", "dcmnet.data.mmml_build",
-     "dcmnet.data.batching"),
+    ("dcmnet.data.dataset", "dcmnet.data.ondisk", "dcmnet.data.ondisk_writer",
+     "dcmnet.data.split", "dcmnet.data.mmml", "dcmnet.data.mmml_build", "dcmnet.data.batching",
+     "dcmnet.data.prefetch"),
     ("dcmnet.data.readers",),
     ("dcmnet.data.sanity", "dcmnet.data.fragments"),
     ("dcmnet.data.loader", "dcmnet.data.prepare"),

@@ -5,8 +5,9 @@ positions (Å) (Boittier & Meuwly, "Efficient, Equivariant Predictions of Distri
 Charge Models", arXiv 2602.07234). Architecture (e3x on flax.linen):
 
 1. element embedding of the atomic number (``e3x.nn.Embed``);
-2. ``num_iterations`` blocks of equivariant message passing (``e3x.nn.MessagePass``) over
-   all pairs of real atoms of the same molecule, with radial-angular basis functions
+2. ``num_iterations`` blocks of equivariant message passing (``e3x.nn.MessagePass``, or
+   its per-molecule equivalent :class:`dcmnet.message_passing.DenseMessagePass` with the
+   same parameters) over all pairs of real atoms of the same molecule, with radial-angular basis functions
    (reciprocal Bernstein radial functions times spherical harmonics up to ``max_degree``,
    multiplied by a smooth cutoff at ``cutoff`` Å), each followed by a residual atom-wise
    update (Dense → SiLU gate → Dense);
@@ -50,6 +51,7 @@ import numpy as np
 
 from dcmnet.errors import DataError
 from dcmnet.config import ModelConfig
+from dcmnet.message_passing import DenseMessagePass, cutoff_neighbors, default_max_neighbors
 
 #: Architecture defaults live in one place: :class:`dcmnet.config.ModelConfig`.
 _DEFAULTS = ModelConfig()
@@ -142,6 +144,15 @@ class DCMNet(nn.Module):
         cutoff: message-passing cutoff radius, Å.
         max_atomic_number: largest atomic number the embedding covers.
         max_displacement: bound on the distance of a charge site from its atom, Å.
+        message_passing: pair layout (not part of the parameters, so any layout runs any
+            checkpoint): ``"auto"`` (default: dense per-molecule pairs, a cutoff neighbour
+            list above ``2 × neighbor_count`` atoms), ``"dense"``, ``"neighbors"`` or
+            ``"pairs"`` (e3x's flat pair list with gather/scatter, the reference). All give
+            the same predictions up to float32 rounding (:mod:`dcmnet.message_passing`).
+        max_neighbors: neighbours per atom of the cutoff list; 0 = from the cutoff
+            (:func:`dcmnet.message_passing.default_max_neighbors`, 56 at 4 Å). A molecule
+            with an atom that has more neighbours inside the cutoff raises
+            :class:`DataError` with concrete inputs and gives NaN charges under ``jit``.
     """
 
     n_dcm: int = _DEFAULTS.n_dcm
@@ -152,6 +163,8 @@ class DCMNet(nn.Module):
     cutoff: float = _DEFAULTS.cutoff
     max_atomic_number: int = _DEFAULTS.max_atomic_number
     max_displacement: float = _DEFAULTS.max_displacement
+    message_passing: str = "auto"
+    max_neighbors: int = 0
 
     @nn.compact
     def __call__(self, Z, R, atom_mask, net_charge):
@@ -192,26 +205,7 @@ class DCMNet(nn.Module):
         Zf = Z.reshape(N).astype(jnp.int32)
         Rf = R.reshape(N, 3)
         mf = maskf.reshape(N)
-
-        # --- pairs: all ordered pairs inside each molecule, masked to real atoms -------
-        dst_np, src_np = pair_indices(B, A)
-        dst_idx = jnp.asarray(dst_np)
-        src_idx = jnp.asarray(src_np)
-        pair_ok = (mf[dst_idx] * mf[src_idx]) > 0  # (P,)
-        disp = Rf[src_idx] - Rf[dst_idx]  # (P, 3), Å
-        # Masked pairs get a safe displacement (unit length, inside the cutoff) so that
-        # norms / spherical harmonics and their gradients stay finite; their basis is 0.
-        safe = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0], dtype), disp.shape)
-        disp = jnp.where(pair_ok[:, None], disp, safe)
-        basis = e3x.nn.basis(
-            disp,
-            max_degree=self.max_degree,
-            num=self.num_basis_functions,
-            radial_fn=e3x.nn.reciprocal_bernstein,
-            cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff),
-            cartesian_order=CARTESIAN_ORDER,
-        )  # (P, 1, (L+1)², K)
-        basis = basis * pair_ok[:, None, None, None].astype(dtype)
+        layout = self.pair_layout(A)
 
         # --- element embedding (explicit NaN fill for out-of-range Z under jit) ---------
         embed = e3x.nn.Embed(num_embeddings=self.max_atomic_number + 1,
@@ -223,19 +217,19 @@ class DCMNet(nn.Module):
         x = x * atom_m
 
         # --- message passing ---------------------------------------------------------
+        if layout == "pairs":
+            message, overflow = self._pairs_message_fn(Rf, mf, B, A), None
+        else:
+            message, overflow = self._dense_message_fn(R, mask, layout)
         for it in range(self.num_iterations):
-            y = e3x.nn.MessagePass(
-                max_degree=self.max_degree,
-                include_pseudotensors=True,
-                cartesian_order=CARTESIAN_ORDER,
-                name=f"message_{it}",
-            )(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=N,
-              indices_are_sorted=True)
+            y = message(it, x)
             y = e3x.nn.add(x, y)
             y = e3x.nn.Dense(self.features, name=f"update_{it}_a")(y)
             y = e3x.nn.silu(y)
             y = e3x.nn.Dense(self.features, name=f"update_{it}_b")(y)
             x = e3x.nn.add(x, y) * atom_m
+        if overflow is not None:  # lost pairs: fail loudly (NaN) rather than silently
+            x = jnp.where(jnp.repeat(overflow, A)[:, None, None, None], jnp.nan, x)
 
         # --- head ----------------------------------------------------------------------
         h = e3x.nn.Dense(self.features, name="head_a")(x)
@@ -260,6 +254,84 @@ class DCMNet(nn.Module):
         charges = (q - shift[:, None, None]) * maskf[:, :, None]
 
         return charges, positions.reshape(B, A, self.n_dcm, 3)
+
+
+    def pair_layout(self, num_atoms: int) -> str:
+        """Pair layout used for molecules padded to ``num_atoms`` atoms.
+
+        ``"dense"`` (all (B, A, A) pairs per molecule, batched contractions) unless
+        ``message_passing`` says otherwise; ``"auto"`` switches to ``"neighbors"`` (a cutoff
+        neighbour list of :attr:`neighbor_count` atoms, cost linear in atoms) above
+        ``2 × neighbor_count`` atoms. ``"pairs"`` is e3x's flat pair list (the original
+        implementation, kept as a reference).
+        """
+        mode = self.message_passing
+        if mode not in ("auto", "dense", "neighbors", "pairs"):
+            raise ValueError(f"message_passing must be auto, dense, neighbors or pairs, "
+                             f"got {mode!r}")
+        if mode == "auto":
+            return "neighbors" if num_atoms > 2 * self.neighbor_count else "dense"
+        return mode
+
+    @property
+    def neighbor_count(self) -> int:
+        """Neighbours per atom of the cutoff list (``max_neighbors`` or the default)."""
+        return int(self.max_neighbors) or default_max_neighbors(self.cutoff)
+
+    def _basis(self, disp, ok):
+        dtype = disp.dtype
+        # Masked pairs get a safe displacement (unit length, inside the cutoff) so that
+        # norms / spherical harmonics and their gradients stay finite; their basis is 0.
+        safe = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0], dtype), disp.shape)
+        disp = jnp.where(ok[..., None], disp, safe)
+        basis = e3x.nn.basis(
+            disp, max_degree=self.max_degree, num=self.num_basis_functions,
+            radial_fn=e3x.nn.reciprocal_bernstein,
+            cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff),
+            cartesian_order=CARTESIAN_ORDER)  # (..., 1, (L+1)², K)
+        return basis * ok[..., None, None, None].astype(dtype)
+
+    def _pairs_message_fn(self, Rf, mf, B, A):
+        """e3x.nn.MessagePass over the flat list of all pairs (gather/scatter)."""
+        dst_np, src_np = pair_indices(B, A)
+        dst_idx, src_idx = jnp.asarray(dst_np), jnp.asarray(src_np)
+        pair_ok = (mf[dst_idx] * mf[src_idx]) > 0  # (P,)
+        basis = self._basis(Rf[src_idx] - Rf[dst_idx], pair_ok)
+
+        def message(it, x):
+            return e3x.nn.MessagePass(
+                max_degree=self.max_degree, include_pseudotensors=True,
+                cartesian_order=CARTESIAN_ORDER, name=f"message_{it}",
+            )(x, basis, dst_idx=dst_idx, src_idx=src_idx, num_segments=B * A,
+              indices_are_sorted=True)
+        return message
+
+    def _dense_message_fn(self, R, mask, layout):
+        """Per-molecule message passing (:class:`DenseMessagePass`, same parameters)."""
+        B, A, _ = R.shape
+        if layout == "dense":
+            nb, overflow = None, None
+            ok = mask[:, :, None] & mask[:, None, :] & ~jnp.eye(A, dtype=bool)[None]
+            disp = R[:, None, :, :] - R[:, :, None, :]  # (B, A, A, 3): R_j − R_i
+        else:
+            nb, ok, overflow = cutoff_neighbors(R, mask, self.cutoff, self.neighbor_count)
+            Rj = jax.vmap(lambda r, n: r[n])(R, nb)  # (B, A, M, 3)
+            disp = Rj - R[:, :, None, :]
+            if _is_concrete(overflow) and bool(np.any(np.asarray(overflow))):
+                b = int(np.flatnonzero(np.asarray(overflow))[0])
+                raise DataError(
+                    f"molecule {b} of the batch has an atom with more than "
+                    f"{self.neighbor_count} neighbours within the {self.cutoff} Å cutoff; "
+                    "pass a larger max_neighbors to DCMNet (or message_passing='dense')")
+        basis = self._basis(disp, ok)
+
+        def message(it, x):
+            xb = x.reshape((B, A) + x.shape[1:])
+            y = DenseMessagePass(max_degree=self.max_degree, include_pseudotensors=True,
+                                 cartesian_order=CARTESIAN_ORDER,
+                                 name=f"message_{it}")(xb, basis, nb)
+            return y.reshape((B * A,) + y.shape[2:])
+        return message, overflow
 
 
 def create_model(n_dcm: int = _DEFAULTS.n_dcm, features: int = _DEFAULTS.features,

@@ -57,6 +57,8 @@ class Plot:
 
     paths: list
     axis_labels: list
+    #: numbers shown in the picture (e.g. :func:`plot_esp_parity`'s RMSE and R²)
+    stats: dict = dataclasses.field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -213,37 +215,54 @@ def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("
                     max_points: int = 20000, seed: int = 0) -> Plot:
     """Predicted against reference ESP on all real grid points, with RMSE and R².
 
-    ``R² = 1 − Σ(V_pred − V_ref)² / Σ(V_ref − mean V_ref)²`` over all points; RMSE over all
-    points (pooled). One panel per method (DCM-net and fitted monopoles by default); at
-    most ``max_points`` points are drawn (random subset; the statistics use all).
+    ``R² = 1 − Σ(V_pred − V_ref)² / Σ(V_ref − mean V_ref)²``, RMSE over the points
+    (:func:`dcmnet.analysis.parity.fit_stats`). One panel per method (DCM-net and fitted
+    monopoles by default). When the data hold both ions and neutral molecules, a second row
+    shows the neutral molecules only, on their own scale, with their R² (the ions' large
+    ESP dominates the pooled R²). At most ``max_points`` points are drawn per panel (random
+    subset; the statistics use all). ``Plot.stats`` holds
+    :func:`dcmnet.analysis.parity.parity_stats` of the drawn methods.
     """
+    from dcmnet.analysis.parity import ION_THRESHOLD_E, parity_stats
+
     meths = [m for m in methods if m in _methods(res)]
     labels = _shown_methods(res)[1]
+    stats = parity_stats(res, meths)
     ref = res.points["esp_ref"]
-    fig = _figure(4.2 * len(meths), 4.0)
-    axs = np.atleast_1d(fig.subplots(1, len(meths), sharex=True, sharey=True))
-    lim = _sym_limit(ref, *[res.points[f"esp_{m}"] for m in meths], q=100)
+    ion = np.abs(np.asarray(res.per_molecule["net_charge"], np.float64)) > ION_THRESHOLD_E
+    ion_pt = ion[np.asarray(res.points["molecule"], np.int64)]
+    split = stats["n_ions"] > 0 and stats["n_neutral"] > 0
+    panels = [("all", np.ones(ref.shape, bool))] + ([("neutral", ~ion_pt)] if split else [])
+    fig = _figure(4.2 * len(meths), 4.0 * len(panels))
+    axs = np.asarray(fig.subplots(len(panels), len(meths), squeeze=False))
     rng = np.random.default_rng(seed)
-    for ax, m in zip(axs, meths):
-        pred = res.points[f"esp_{m}"]
-        ok = np.isfinite(pred)
-        r, p = ref[ok], pred[ok]
-        rmse = math.sqrt(float(np.mean((p - r) ** 2)))
-        r2 = 1.0 - float(np.sum((p - r) ** 2)) / float(np.sum((r - r.mean()) ** 2))
-        sel = rng.choice(r.size, min(max_points, r.size), replace=False)
-        ax.scatter(r[sel], p[sel], s=2, alpha=0.3, color=_METHOD_COLOR[m], rasterized=True,
-                   linewidths=0)
-        ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_title(labels[m], fontsize=10)
-        ax.text(0.04, 0.96, f"RMSE {rmse:.3f} {ESP_UNIT}\nR² {r2:.4f}\n{r.size} points",
-                transform=ax.transAxes, va="top", fontsize=8,
-                bbox=dict(boxstyle="round", fc="white", alpha=0.8))
-        ax.set_xlabel(f"reference ESP [{ESP_UNIT}]")
-        ax.set_ylabel(f"predicted ESP [{ESP_UNIT}]")
-    return _finish(fig, out, formats, dpi)
+    for row, (part, sel_pt) in zip(axs, panels):
+        lim = _sym_limit(ref[sel_pt], *[res.points[f"esp_{m}"][sel_pt] for m in meths], q=100)
+        for ax, m in zip(row, meths):
+            pred = res.points[f"esp_{m}"]
+            ok = np.isfinite(pred) & sel_pt
+            r, p = ref[ok], pred[ok]
+            st = stats[m][part]
+            sel = rng.choice(r.size, min(max_points, r.size), replace=False)
+            ax.scatter(r[sel], p[sel], s=2, alpha=0.3, color=_METHOD_COLOR[m],
+                       rasterized=True, linewidths=0)
+            ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.8)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            what = (f"neutral molecules only ({stats['n_neutral']} of {stats['n_molecules']})"
+                    if part == "neutral" else "")
+            ax.set_title(labels[m] + (f"\n{what}" if what else ""), fontsize=10)
+            text = f"RMSE {st['rmse']:.3f} {ESP_UNIT}\nR² {st['r2']:.4f}\n{r.size} points"
+            if split and part == "all":
+                text += f"\nR² neutral only {stats[m]['neutral']['r2']:.4f}"
+            ax.text(0.04, 0.96, text, transform=ax.transAxes, va="top", fontsize=8,
+                    bbox=dict(boxstyle="round", fc="white", alpha=0.8))
+            ax.set_xlabel(f"reference ESP [{ESP_UNIT}]")
+            ax.set_ylabel(f"predicted ESP [{ESP_UNIT}]")
+    plot = _finish(fig, out, formats, dpi)
+    plot.stats = stats
+    return plot
 
 
 def plot_error_histogram(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),

@@ -25,6 +25,9 @@ def add_parsers(sub) -> None:
                    choices=("json", "csv", "parquet", "pkl"),
                    help="extra report formats best_analysis.<fmt> (json always written)")
     a.add_argument("--batch-size", type=int, default=16)
+    a.add_argument("--top", type=int, default=10, metavar="N",
+                   help="list the N molecules with the largest DCM-net ESP RMSE, worst first "
+                        "(default 10; 0: none; all molecules are in predictions.csv)")
     a.set_defaults(func=run_analyze)
 
     c = sub.add_parser("compare", help="one table row per checkpoint on the same data",
@@ -121,7 +124,9 @@ def run_analyze(args) -> int:
     out = batch_analysis_summary(exp, analysis=res, formats=args.formats)
     console.print(analysis_table(res))
     from dcmnet.analysis.tables import worst_molecules_table
-    console.print(worst_molecules_table(res))
+    if args.top > 0:
+        csv_path = next((f for f in out["files"] if str(f).endswith("predictions.csv")), None)
+        console.print(worst_molecules_table(res, n=args.top, csv_path=csv_path))
     if out["history"] is not None:
         console.print(history_table(out["history"]))
     for f in out["files"]:

@@ -5,14 +5,16 @@ the canonical dataset.
 readers (fields, shapes, units, net charges, warnings) and a summary: molecules, elements,
 atoms and grid points per molecule, net charges, ESP range, reference charges/dipoles.
 ``dcmnet convert FILE... --out data.npz`` reads and checks the same files and writes one
-canonical dataset (or the mmml/extxyz/HDF5 layouts with ``--format``).
+canonical dataset (or the mmml/extxyz/HDF5 layouts with ``--format``); ``--format npy-dir``
+writes a folder of uncompressed ``.npy`` arrays that training reads memory-mapped (datasets
+larger than memory; each FILE argument is read and appended in turn).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-FORMATS_OUT = ("canonical", "mmml", "extxyz", "hdf5")
+FORMATS_OUT = ("canonical", "mmml", "extxyz", "hdf5", "npy-dir")
 
 
 def _add_read_options(p) -> None:
@@ -69,7 +71,8 @@ def add_parsers(sub) -> None:
     c.add_argument("files", nargs="+", metavar="FILE", help="data files or folders")
     c.add_argument("--out", required=True, metavar="PATH", help="output file (e.g. data.npz)")
     c.add_argument("--format", choices=FORMATS_OUT, default="canonical",
-                   help="output layout (default canonical NPZ)")
+                   help="output layout (default canonical NPZ; npy-dir: a folder of .npy "
+                        "arrays read memory-mapped, for data larger than memory)")
     c.add_argument("--quiet", action="store_true", help="do not print the report")
     _add_read_options(c)
     c.set_defaults(func=run_convert)
@@ -169,6 +172,8 @@ def run_convert(args) -> int:
     from dcmnet.data.loader import load_dataset_with_report
 
     opts = _read_options(args)
+    if args.format == "npy-dir":
+        return _convert_npy_dir(args, opts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report shows every warning
         ds, report = load_dataset_with_report(args.files, opts)
@@ -194,4 +199,30 @@ def run_convert(args) -> int:
         write_hdf5(ds, out)
     print(f"wrote {len(ds)} molecules ({int(ds.n_atoms.sum())} atoms, {int(ds.n_grid.sum())} "
           f"grid points) to {out} [{args.format}]")
+    return 0
+
+
+def _convert_npy_dir(args, opts) -> int:
+    """``--format npy-dir``: read each FILE argument in turn and append it to the folder."""
+    import warnings
+    from pathlib import Path
+
+    from dcmnet import __version__
+    from dcmnet.data.loader import load_dataset_with_report
+    from dcmnet.data.ondisk_writer import NpyDirWriter
+
+    out = Path(args.out)
+    meta = {"converted_from": [str(f) for f in args.files], "dcmnet_version": __version__}
+    n = na = ng = 0
+    with NpyDirWriter(out, meta) as writer:
+        for f in args.files:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the report shows every warning
+                ds, report = load_dataset_with_report([f], opts)
+            if not args.quiet:
+                for ln in report:
+                    print(ln, file=sys.stderr)
+            writer.append(ds)
+            n, na, ng = n + len(ds), na + int(ds.n_atoms.sum()), ng + int(ds.n_grid.sum())
+    print(f"wrote {n} molecules ({na} atoms, {ng} grid points) to {out} [npy-dir]")
     return 0

@@ -80,11 +80,12 @@ def _command_modules():
     import dcmnet.cli.analysis as analysis
     import dcmnet.cli.data as data
     import dcmnet.cli.export as export
+    import dcmnet.cli.fit as fit
     import dcmnet.cli.models as models
     import dcmnet.cli.train as train
     import dcmnet.cli.tune as tune
     return [train.add_parsers, analysis.add_parsers, tune.add_parsers,
-            data.add_parsers, models.add_parsers, export.add_parsers]
+            data.add_parsers, models.add_parsers, export.add_parsers, fit.add_parsers]
 
 
 def main(argv: list[str] | None = None) -> int:

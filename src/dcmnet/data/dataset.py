@@ -181,7 +181,12 @@ class Dataset:
 
     @staticmethod
     def concatenate(datasets: Sequence["Dataset"]) -> "Dataset":
-        """Join datasets (for example several files) into one, in order."""
+        """Join datasets (for example several files) into one, in order.
+
+        Views of an on-disk folder (:mod:`dcmnet.data.ondisk`) are joined as a view."""
+        join = next((d.join_views for d in datasets if hasattr(d, "join_views")), None)
+        if join is not None:
+            return join(datasets)
         if len(datasets) == 1:
             return datasets[0]
         cat = {f.name: np.concatenate([getattr(d, f.name) for d in datasets])

@@ -4,6 +4,8 @@ Detection is by content, never by file name alone (:func:`dcmnet.data.readers.sn
 
 * NPZ: canonical dcmnet files (``format`` key equal to :data:`dataset.FORMAT_TAG`) or any
   mmml-style/aliased layout (:func:`dcmnet.data.readers.npz.read_npz`);
+* a folder written by ``dcmnet convert --format npy-dir`` (:mod:`dcmnet.data.ondisk`):
+  opened memory-mapped, read alone (not joined with other files);
 * Gaussian cube, Gaussian ``.esp`` (iop(6/50=1)), AmberTools espot, psi4 ``grid.dat`` +
   ``grid_esp.dat``, ORCA ``orca_vpot`` output, SPICE-like HDF5, extxyz with ESP points
   (:mod:`dcmnet.data.readers`), with companion files (density cube, geometries) paired
@@ -130,6 +132,15 @@ def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None,
                             f"dataset ({bundled}); reinstall dcmnet or pass a data file.")
         files = [bundled]
         report.append(f"no data file given: using the bundled dataset {bundled}.")
+    from dcmnet.data.ondisk import is_npy_dir, open_npy_dir
+    if any(is_npy_dir(p) for p in files):
+        if len(files) > 1:
+            raise DataError(f"{', '.join(map(str, files))}: an on-disk .npy dataset folder "
+                            "is read alone; convert all files into one folder with `dcmnet "
+                            "convert A B ... --format npy-dir --out DIR`.")
+        ds = open_npy_dir(files[0])
+        return ds, [f"{files[0]}: on-disk dataset (memory-mapped .npy folder, values checked "
+                    f"when written): {len(ds)} molecules."]
     missing = [p for p in files if not p.exists()]
     jobs, errors, notes = plan([p for p in files if p.exists()])
     errors = [(p, f"{p}: file not found.") for p in missing] + errors

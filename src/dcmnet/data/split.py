@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dcmnet.fileio import atomic_write_json
+from dcmnet.fileio import atomic_path
 from dcmnet.errors import DataError
 
 #: Tag stored in split files.
@@ -141,16 +141,24 @@ def save_split(path: str | os.PathLike, train, valid, seed: int,
         n_molecules: optional dataset size, recorded and checked by :func:`load_split`.
     """
     path = Path(path)
-    train = [int(i) for i in np.asarray(train).reshape(-1)]
-    valid = [int(i) for i in np.asarray(valid).reshape(-1)]
-    if set(train) & set(valid):
+    train = np.asarray(train, dtype=np.int64).reshape(-1)
+    valid = np.asarray(valid, dtype=np.int64).reshape(-1)
+    if np.intersect1d(train, valid).size:
         raise DataError(f"{path}: train and valid indices overlap; refusing to save the split.")
-    doc = {"format": SPLIT_FORMAT, "seed": int(seed), "num_train": len(train),
-           "num_valid": len(valid), "train": train, "valid": valid}
-    if n_molecules is not None:
-        doc["n_molecules"] = int(n_molecules)
+    head = {"format": SPLIT_FORMAT, "seed": int(seed), "num_train": len(train),
+            "num_valid": len(valid)}
+    tail = {} if n_molecules is None else {"n_molecules": int(n_molecules)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_json(path, doc, indent=None)
+    # written in pieces (same text as json.dumps): no Python list of a million indices
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(head)[:-1])
+        for key, arr in (("train", train), ("valid", valid)):
+            fh.write(f', "{key}": [')
+            for s in range(0, len(arr), 65536):
+                fh.write((", " if s else "") + ", ".join(map(str, arr[s:s + 65536].tolist())))
+            fh.write("]")
+        fh.write((", " + json.dumps(tail)[1:-1] if tail else "") + "}\n")
+    return path
 
 
 def load_split(path: str | os.PathLike, n_molecules: int | None = None) -> Split:

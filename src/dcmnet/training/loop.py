@@ -17,6 +17,7 @@ import optax
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.dataset import Dataset
+from dcmnet.data.prefetch import prefetch_batches
 from dcmnet.errors import ConfigError, DCMNetError
 from dcmnet.model import check_atomic_numbers, create_model
 from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
@@ -248,7 +249,7 @@ def _train_epoch(run: _Run, state, epoch: int, reporter, exp_dir):
     """The optimizer steps of one epoch with the NaN guard; ``(state, train metrics)``."""
     reporter.begin_epoch(epoch)
     total = None
-    for i, batch in enumerate(run.train_it.epoch_batches(epoch)):
+    for i, batch in enumerate(prefetch_batches(run.train_it, epoch)):
         state, loss, sums = run.train_step(state, run.put_batch(batch), run.weights)
         loss = float(loss)
         if not math.isfinite(loss):
@@ -265,7 +266,7 @@ def _train_epoch(run: _Run, state, epoch: int, reporter, exp_dir):
 def _evaluate(run: _Run, params) -> dict:
     """Validation metrics of ``params`` over the whole validation set."""
     total = None
-    for b in run.valid_it.epoch_batches(0):
+    for b in prefetch_batches(run.valid_it, 0):
         _, sums = run.eval_step(params, run.put_batch(b), run.weights)
         total = accumulate(total, jax.device_get(sums))
     return epoch_metrics(total)
