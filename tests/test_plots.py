@@ -8,7 +8,7 @@ from dcmnet.analysis import analyze_checkpoint, compare_checkpoints
 from dcmnet.cli.main import main
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import OptionalDependencyError
-from dcmnet.analysis import plots
+from dcmnet.analysis import plot_style, plots
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def _no_plotly(monkeypatch):
     def missing():
         raise OptionalDependencyError("interactive HTML pictures need plotly: pip install "
                                       "'dcmnet[analysis]'")
-    monkeypatch.setattr(plots, "_plotly", missing)
+    monkeypatch.setattr(plot_style, "_plotly", missing)
 
 
 def test_plot_cli_without_plotly(tiny_experiment, small_npz, monkeypatch, capsys):

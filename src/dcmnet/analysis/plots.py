@@ -1,7 +1,9 @@
-"""Pictures of trained DCM-net models (the only module that imports matplotlib and plotly).
+"""Pictures of trained DCM-net models (matplotlib and plotly are imported here, in
+:mod:`.plots3d` and :mod:`.plot_style` only).
 
 Every function writes its files atomically and returns a :class:`Plot` with the paths and
-the axis labels (each carries its unit in brackets, or is a count such as "epoch").
+the axis labels (each carries its unit in brackets, or is a count such as "epoch"); the
+colour maps, labels and saving are :mod:`.plot_style`'s, the 3D pictures :mod:`.plots3d`'s.
 Static pictures use matplotlib's object API (no pyplot state, no display needed) in PNG
 and/or PDF; interactive, rotatable pictures use plotly (HTML; ``pip install
 'dcmnet[analysis]'``, else :class:`dcmnet.errors.OptionalDependencyError`).
@@ -19,7 +21,6 @@ Functions: :func:`plot_training_curves`, :func:`plot_esp_parity`,
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from pathlib import Path
@@ -27,8 +28,30 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from dcmnet.analysis import CheckpointAnalysis, analyze_training_history
-from dcmnet.errors import OptionalDependencyError
+from dcmnet.analysis.history import analyze_training_history
+from dcmnet.analysis import plot_style
+from dcmnet.analysis.plot_style import (
+    _METHOD_COLOR,
+    CHARGE_CMAP,
+    DIMENSIONLESS,
+    ERROR_CMAP,
+    ESP_CMAP,
+    ESP_UNIT,
+    Plot,
+    _figure,
+    _finish,
+    _methods,
+    _shown_methods,
+    _sym_limit,
+    plotly_available,
+)
+from dcmnet.analysis.plots3d import (
+    _default_molecule,
+    _molecule_arrays,
+    plot_charges_3d,
+    plot_esp_surface,
+)
+from dcmnet.analysis.result import CheckpointAnalysis
 from dcmnet.fileio import atomic_path
 
 __all__ = [
@@ -38,102 +61,8 @@ __all__ = [
     "write_study_plots", "plotly_available",
 ]
 
-ESP_CMAP = "RdBu_r"
-ERROR_CMAP = "PuOr_r"
-CHARGE_CMAP = "RdBu_r"
-ESP_UNIT = "kcal/(mol·e)"
-#: Axis labels without a unit must start with one of these words (counts and categories).
-DIMENSIONLESS = ("epoch", "element", "checkpoint", "method")
-
-_METHOD_LABEL = {"dcmnet": "DCM-net", "fitted_monopoles": "fitted monopoles",
-                 "reference_mono": "reference mono"}
-_METHOD_COLOR = {"dcmnet": "#1f77b4", "fitted_monopoles": "#ff7f0e",
-                 "reference_mono": "#2ca02c"}
-
-
-@dataclasses.dataclass
-class Plot:
-    """Files written by one plotting function and the labels of its axes."""
-
-    paths: list
-    axis_labels: list
-    #: numbers shown in the picture (e.g. :func:`plot_esp_parity`'s RMSE and R²)
-    stats: dict = dataclasses.field(default_factory=dict)
-
 
 # ---------------------------------------------------------------------------- helpers
-def _figure(w: float, h: float):
-    from matplotlib.figure import Figure
-    return Figure(figsize=(w, h), layout="constrained")
-
-
-def _plotly():
-    try:
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-    except ImportError as exc:
-        raise OptionalDependencyError(
-            "interactive HTML pictures need plotly: pip install 'dcmnet[analysis]' "
-            "(or pass --no-html / html=False).") from exc
-    return go, make_subplots
-
-
-def plotly_available() -> bool:
-    """True when the interactive HTML pictures can be drawn (plotly importable)."""
-    try:
-        _plotly()
-    except OptionalDependencyError:
-        return False
-    return True
-
-
-def _labels(fig) -> list[str]:
-    """Non-empty axis labels of every axes (colour bars: their long axis)."""
-    out = []
-    for ax in fig.axes:
-        if not ax.axison and getattr(ax, "name", "") != "3d":  # 3D axes draw their own
-            continue
-        if getattr(ax, "_colorbar", None) is not None:
-            lab = ax.get_ylabel() or ax.get_xlabel()
-            out.append(lab)
-            continue
-        out += [ax.get_xlabel(), ax.get_ylabel()]
-        if hasattr(ax, "get_zlabel"):
-            out.append(ax.get_zlabel())
-    return [lab for lab in out if lab]
-
-
-def _save(fig, out, formats: Sequence[str], dpi: int) -> list[Path]:
-    out = Path(out)
-    base = out.with_suffix("") if out.suffix.lower() in (".png", ".pdf") else out
-    if out.suffix.lower() in (".png", ".pdf") and not formats:
-        formats = (out.suffix[1:].lower(),)
-    paths = []
-    for fmt in formats or ("png",):
-        path = base.with_name(base.name + f".{fmt}")
-        with atomic_path(path, suffix=f".{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi)
-        paths.append(path)
-    return paths
-
-
-def _write_html(fig, path, include_plotlyjs) -> Path:
-    path = Path(path)
-    with atomic_path(path, suffix=".html") as tmp:
-        fig.write_html(str(tmp), include_plotlyjs=include_plotlyjs, full_html=True)
-    return path
-
-
-def _finish(fig, out, formats, dpi) -> Plot:
-    labels = _labels(fig)
-    return Plot(paths=_save(fig, out, formats, dpi), axis_labels=labels)
-
-
-def _sym_limit(*arrays, q: float = 99.5) -> float:
-    vals = np.concatenate([np.abs(np.asarray(a, np.float64)).ravel() for a in arrays])
-    vals = vals[np.isfinite(vals)]
-    v = float(np.percentile(vals, q)) if vals.size else 1.0
-    return v if v > 0 else 1.0
 
 
 # ---------------------------------------------------------------------------- training
@@ -192,22 +121,6 @@ def plot_training_curves(history, out, *, formats: Sequence[str] = ("png",),
 
 
 # ---------------------------------------------------------------------------- ESP errors
-def _methods(res: CheckpointAnalysis) -> list[str]:
-    return [m for m in ("dcmnet", "fitted_monopoles", "reference_mono")
-            if f"esp_{m}" in res.points]
-
-
-def _shown_methods(res: CheckpointAnalysis) -> tuple[list[str], dict[str, str]]:
-    """Methods to draw and their labels: the reference ``mono`` baseline is folded into
-    ``fitted monopoles (= reference mono)`` when both give the same ESP (one curve would
-    hide the other)."""
-    from dcmnet.analysis.compare import MERGED_BASELINE_LABEL, baselines_identical
-
-    meths, labels = _methods(res), dict(_METHOD_LABEL)
-    if "reference_mono" in meths and "fitted_monopoles" in meths and baselines_identical(res):
-        meths.remove("reference_mono")
-        labels["fitted_monopoles"] = MERGED_BASELINE_LABEL
-    return meths, labels
 
 
 def plot_esp_parity(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
@@ -312,200 +225,6 @@ def plot_error_histogram(res: CheckpointAnalysis, out, *, formats: Sequence[str]
     return _finish(fig, out, formats, dpi)
 
 
-def _molecule_arrays(res: CheckpointAnalysis, i: int, inner_shell: bool):
-    data = res.data
-    ao, go = data.atom_offsets, data.grid_offsets
-    g = slice(go[i], go[i + 1])
-    pts = np.asarray(data.grid[g], np.float64)
-    ref = res.points["esp_ref"][g]
-    pred = res.points["esp_dcmnet"][g]
-    if inner_shell:
-        ratio = res.points["shell_ratio"][g]
-        keep = ratio <= ratio.min() + 0.1
-        if keep.sum() >= 50:
-            pts, ref, pred = pts[keep], ref[keep], pred[keep]
-    a = slice(ao[i], ao[i + 1])
-    return pts, ref, pred, data.Z[a], data.R[a], res.sites["charges"][a], res.sites["positions"][a]
-
-
-def _default_molecule(res: CheckpointAnalysis) -> int:
-    r = res.per_molecule["dcmnet_esp_rmse"]
-    return int(np.argsort(r)[len(r) // 2])
-
-
-def _set_equal_3d(ax, xyz):
-    c = xyz.mean(0)
-    h = float(np.max(np.ptp(xyz, axis=0))) / 2 or 1.0
-    ax.set_xlim(c[0] - h, c[0] + h)
-    ax.set_ylim(c[1] - h, c[1] + h)
-    ax.set_zlim(c[2] - h, c[2] + h)
-    ax.set_box_aspect((1, 1, 1))
-
-
-def plot_esp_surface(res: CheckpointAnalysis, out, molecule: int | None = None, *,
-                     formats: Sequence[str] = ("png",), dpi: int = 100, html: bool = False,
-                     inner_shell: bool = False, include_plotlyjs="cdn") -> Plot:
-    """A molecule's ESP points coloured by reference ESP, predicted ESP and error.
-
-    Three 3D panels side by side; reference and prediction share one symmetric colour
-    scale (``RdBu_r``, centred at 0), the error has its own (``PuOr_r``). With
-    ``inner_shell`` only the innermost vdW shell is drawn (default: every point).
-
-    Args:
-        res: an analysis (holds the dataset).
-        molecule: index in the analysed data (default: the molecule of median ESP RMSE).
-        html: also write a rotatable plotly HTML (``out.html``).
-    """
-    from matplotlib.colors import Normalize
-
-    i = _default_molecule(res) if molecule is None else int(molecule)
-    pts, ref, pred, Z, R, _, _ = _molecule_arrays(res, i, inner_shell)
-    err = pred - ref
-    v = _sym_limit(ref, pred, q=100)
-    ve = _sym_limit(err, q=100)
-    name = str(res.data.name[i])
-    rmse = math.sqrt(float(np.mean(err ** 2)))
-    fig = _figure(13, 4.4)
-    panels = (("reference ESP", ref, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
-              ("DCM-net ESP", pred, ESP_CMAP, v, f"ESP [{ESP_UNIT}]"),
-              (f"error (RMSE {rmse:.2f} {ESP_UNIT})", err, ERROR_CMAP, ve,
-               f"ESP error [{ESP_UNIT}]"))
-    for k, (title, val, cmap, lim, clab) in enumerate(panels):
-        ax = fig.add_subplot(1, 3, k + 1, projection="3d")
-        sc = ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=val, cmap=cmap, s=9,
-                        norm=Normalize(-lim, lim), depthshade=False, linewidths=0)
-        ax.scatter(R[:, 0], R[:, 1], R[:, 2], c="k", s=12)
-        _set_equal_3d(ax, pts)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("x [Å]")
-        ax.set_ylabel("y [Å]")
-        ax.set_zlabel("z [Å]", labelpad=2)
-        ax.tick_params(labelsize=7)
-        ax.tick_params(axis="z", pad=1)
-        cb = fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.16)
-        cb.set_label(clab)
-    fig.suptitle(f"{name} (molecule {i})", fontsize=10)
-    plot = _finish(fig, out, formats, dpi)
-    if html:
-        go, make_subplots = _plotly()
-        pf = make_subplots(rows=1, cols=3, specs=[[{"type": "scene"}] * 3],
-                           subplot_titles=[p[0] for p in panels])
-        for k, (title, val, cmap, lim, clab) in enumerate(panels):
-            pf.add_trace(go.Scatter3d(
-                x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name=title,
-                marker=dict(size=3, color=val, colorscale="RdBu" if cmap == ESP_CMAP else "PuOr",
-                            reversescale=True, cmin=-lim, cmax=lim,
-                            colorbar=dict(title=clab, x=0.30 + 0.35 * k, len=0.7)),
-                hovertemplate="%{marker.color:.3f} " + ESP_UNIT), row=1, col=k + 1)
-            pf.add_trace(go.Scatter3d(x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers",
-                                      marker=dict(size=5, color="black"), showlegend=False),
-                         row=1, col=k + 1)
-        axis = dict(xaxis_title="x [Å]", yaxis_title="y [Å]", zaxis_title="z [Å]",
-                    aspectmode="data")
-        pf.update_layout(title=f"{name} (molecule {i}): ESP [{ESP_UNIT}]", showlegend=False,
-                         scene=axis, scene2=axis, scene3=axis, height=500, width=1400)
-        plot.paths.append(_write_html(pf, Path(out).with_suffix(".html"), include_plotlyjs))
-    return plot
-
-
-def _bonds(Z, R):
-    from ase.data import covalent_radii
-    r = covalent_radii[Z]
-    d = np.linalg.norm(R[:, None] - R[None], axis=-1)
-    i, j = np.nonzero(np.triu(d < 1.2 * (r[:, None] + r[None, :]), 1))
-    return list(zip(i, j))
-
-
-def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
-                    formats: Sequence[str] = ("png",), dpi: int = 100, html: bool = False,
-                    include_plotlyjs="cdn") -> Plot:
-    """A molecule with its charge sites coloured by charge (3D; rotatable in the HTML).
-
-    Atoms are large translucent grey circles (a shade per element, labelled with the
-    symbol), charge sites small dots coloured by charge (``RdBu_r``, centred at 0) and
-    drawn on top, each joined to its atom by a dotted line; a legend says which is which.
-
-    Args:
-        Z: (N,) atomic numbers; R: (N, 3) positions, Å.
-        charges: (N, n_dcm) site charges, e; positions: (N, n_dcm, 3) site positions, Å.
-        html: also write ``out.html`` (plotly, rotatable).
-    """
-    from ase.data import chemical_symbols, covalent_radii
-    from matplotlib.colors import Normalize
-
-    Z = np.asarray(Z)
-    R = np.asarray(R, np.float64)
-    q = np.asarray(charges, np.float64).reshape(-1)
-    x = np.asarray(positions, np.float64).reshape(-1, 3)
-    n = np.asarray(charges).shape[1]
-    parent = np.repeat(np.arange(len(Z)), n)
-    lim = _sym_limit(q, q=100)
-    fig = _figure(6.4, 5.2)
-    ax = fig.add_subplot(1, 1, 1, projection="3d")
-    ax.computed_zorder = False          # draw in call order: atoms, then sites on top
-    for i, j in _bonds(Z, R):
-        ax.plot(*R[[i, j]].T, color="0.6", lw=2, zorder=1)
-    for s in range(len(q)):
-        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":", zorder=2)
-    # atoms: neutral greys by element (never the red/blue charge colours), translucent
-    grey = {z: str(round(0.85 - 0.45 * k / max(len(set(Z.tolist())) - 1, 1), 2))
-            for k, z in enumerate(sorted(set(Z.tolist())))}
-    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=900 * covalent_radii[Z],
-               c=[grey[z] for z in Z.tolist()], edgecolors="0.3", linewidths=0.8, alpha=0.25,
-               depthshade=False, zorder=3)
-    for z, r in zip(Z.tolist(), R):
-        ax.text(r[0], r[1], r[2], f"  {chemical_symbols[z]}", fontsize=8, color="0.2",
-                zorder=4)
-    sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=q, cmap=CHARGE_CMAP, norm=Normalize(-lim, lim),
-                    s=28, edgecolors="k", linewidths=0.5, depthshade=False, zorder=5)
-    _set_equal_3d(ax, np.concatenate([R, x]))
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_zlabel("z [Å]")
-    ax.tick_params(labelsize=7)
-    from matplotlib.lines import Line2D
-    handles = [Line2D([], [], ls="", marker="o", ms=16, mfc="0.7", mec="0.3", alpha=0.5,
-                      label="atom (grey by element, labelled)"),
-               Line2D([], [], ls="", marker="o", ms=6, mfc="#d6604d", mec="k", mew=0.5,
-                      label="charge site (colour = charge)"),
-               Line2D([], [], color="0.3", lw=0.6, ls=":", label="site → its atom")]
-    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8,
-              labelspacing=1.1, borderpad=0.8)
-    cb = fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.12)
-    cb.set_label("site charge [e]")
-    ax.set_title(title or f"{len(Z)} atoms × {n} charges", fontsize=10)
-    plot = _finish(fig, out, formats, dpi)
-    if html:
-        go, _ = _plotly()
-        traces = []
-        for i, j in _bonds(Z, R):
-            traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
-                                       mode="lines", line=dict(color="grey", width=6),
-                                       hoverinfo="skip", showlegend=False))
-        cols = ["rgb({0:.0f},{0:.0f},{0:.0f})".format(255 * float(grey[z]))
-                for z in Z.tolist()]
-        atom_q = np.asarray(charges, np.float64).sum(1)
-        traces.append(go.Scatter3d(
-            x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers+text", name="atoms",
-            text=[chemical_symbols[z] for z in Z],
-            marker=dict(size=14 * covalent_radii[Z] / 0.76, color=cols, opacity=0.5,
-                        line=dict(color="black", width=1)),
-            customdata=atom_q, hovertemplate="%{text}: atom charge %{customdata:.3f} e"))
-        traces.append(go.Scatter3d(
-            x=x[:, 0], y=x[:, 1], z=x[:, 2], mode="markers", name="charge sites",
-            marker=dict(size=5, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
-                        cmax=lim, colorbar=dict(title="site charge [e]"),
-                        line=dict(color="black", width=1)),
-            hovertemplate="q = %{marker.color:.4f} e"))
-        pf = go.Figure(traces)
-        pf.update_layout(title=title or "DCM-net charge sites",
-                         scene=dict(xaxis_title="x [Å]", yaxis_title="y [Å]",
-                                    zaxis_title="z [Å]", aspectmode="data"),
-                         height=650, width=800)
-        plot.paths.append(_write_html(pf, Path(out).with_suffix(".html"), include_plotlyjs))
-    return plot
-
-
 def plot_element_errors(res: CheckpointAnalysis, out, *, formats: Sequence[str] = ("png",),
                         dpi: int = 100) -> Plot:
     """ESP RMSE by the element of the closest atom and by distance shell, per method
@@ -601,7 +320,7 @@ def make_all_plots(experiment, data=None, *, kind: str = "best",
     from dcmnet.training.experiment import find_experiment_dir
 
     if html and evaluate:
-        _plotly()               # fail before any work, not after half of the pictures
+        plot_style._plotly()    # fail before any work, not after half of the pictures
     exp = find_experiment_dir(experiment)
     out = exp / "plots"
     paths: list[Path] = []

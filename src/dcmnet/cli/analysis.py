@@ -153,7 +153,8 @@ def run_compare(args) -> int:
 
 def run_plot(args) -> int:
     from dcmnet.errors import OptionalDependencyError
-    from dcmnet.analysis.plots import _plotly, make_all_plots, plotly_available
+    from dcmnet.analysis.plot_style import _plotly, plotly_available
+    from dcmnet.analysis.plots import make_all_plots
 
     console = _console()
     html = args.html and not args.history_only
