@@ -131,43 +131,13 @@ class Predictor:
             DataError: mismatched inputs or elements beyond the model's embedding.
         """
         from dcmnet.model import check_atomic_numbers
-        from dcmnet.surface import DEFAULT_DENSITY, DEFAULT_SHELLS, vdw_shell_points
 
         t0 = time.perf_counter()
         F = len(Zs)
-        if F == 0:
-            raise DataError("no structures to predict.")
-        if len(Rs) != F or len(net_charges) != F or (grids is not None and len(grids) != F):
-            raise DataError(f"{F} structures but {len(Rs)} coordinate sets / "
-                            f"{len(net_charges)} net charges"
-                            + ("" if grids is None else f" / {len(grids)} grids"))
-        Zs = [np.asarray(z, np.int32).reshape(-1) for z in Zs]
-        Rs = [np.asarray(r, np.float64).reshape(-1, 3) for r in Rs]
-        for k, (z, r) in enumerate(zip(Zs, Rs)):
-            if len(z) == 0 or len(z) != len(r):
-                raise DataError(f"structure {k}: {len(z)} atomic numbers and {len(r)} "
-                                "positions.")
-            if not np.isfinite(r).all():
-                raise DataError(f"structure {k}: positions contain NaN or Inf.")
-        allZ = np.concatenate(Zs)
-        if (allZ < 1).any():
-            raise DataError("a structure holds an atom with atomic number < 1 (dummy atom 'X'?).")
-        check_atomic_numbers(allZ, self.model.max_atomic_number)
-        if self.card is not None:
-            from dcmnet.models import DomainWarning, domain_warnings
-
-            for k, (z, q) in enumerate(zip(Zs, net_charges)):
-                for msg in domain_warnings(self.card, z, q, where=f"structure {k}"):
-                    warnings.warn(msg, DomainWarning, stacklevel=2)
-        want_esp = esp or grids is not None
-        if grids is not None:
-            grids = [np.asarray(g, np.float64).reshape(-1, 3) for g in grids]
-        elif want_esp:
-            sh = DEFAULT_SHELLS if shells is None else tuple(shells)
-            dens = DEFAULT_DENSITY if density is None else float(density)
-            grids = [vdw_shell_points(z, r, sh, dens) for z, r in zip(Zs, Rs)]
-        else:
-            grids = [np.zeros((0, 3)) for _ in range(F)]
+        Zs, Rs = _checked_structures(Zs, Rs, net_charges, grids)
+        check_atomic_numbers(np.concatenate(Zs), self.model.max_atomic_number)
+        self._domain_warnings(Zs, net_charges)
+        grids = _esp_points(Zs, Rs, esp, grids, shells, density)
         n_atoms = np.array([len(z) for z in Zs], np.int64)
         n_grid = np.array([len(g) for g in grids], np.int64)
         ao = np.concatenate([[0], np.cumsum(n_atoms)])
@@ -178,18 +148,7 @@ class Predictor:
         dip = np.zeros((F, 3))
         com = np.zeros((F, 3))
         esp_out = np.zeros(go[-1])
-        # group frames by padded atom count (one grid padding per group, so a trajectory
-        # compiles once), sorted by (atoms, grid), cut into batches
-        from dcmnet.data.batching import round_up
-
-        a_pad = np.array([round_up(k, self.ATOM_MULTIPLE) for k in n_atoms])
-        chunks = []
-        for A in np.unique(a_pad):
-            members = np.flatnonzero(a_pad == A)
-            members = members[np.lexsort((n_grid[members], n_atoms[members]))]
-            G = round_up(max(int(n_grid[members].max()), 1), self.GRID_MULTIPLE)
-            chunks += [(members[s:s + self.batch_size], int(A), G)
-                       for s in range(0, len(members), self.batch_size)]
+        chunks = self._chunks(n_atoms, n_grid)
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -221,6 +180,32 @@ class Predictor:
             grid=np.concatenate(grids) if go[-1] else np.zeros((0, 3)), esp=esp_out,
             seconds=time.perf_counter() - t0, source=self.source)
 
+    def _domain_warnings(self, Zs, net_charges) -> None:
+        """A shipped model's :class:`~dcmnet.models.DomainWarning` for structures outside
+        its training domain (elements, net charges)."""
+        if self.card is None:
+            return
+        from dcmnet.models import DomainWarning, domain_warnings
+
+        for k, (z, q) in enumerate(zip(Zs, net_charges)):
+            for msg in domain_warnings(self.card, z, q, where=f"structure {k}"):
+                warnings.warn(msg, DomainWarning, stacklevel=3)  # the caller of predict_arrays
+
+    def _chunks(self, n_atoms, n_grid) -> list:
+        """``[(frame indices, A, G)]``: frames grouped by padded atom count (one grid padding
+        per group, so a trajectory compiles once), sorted by (atoms, grid), in batches."""
+        from dcmnet.data.batching import round_up
+
+        a_pad = np.array([round_up(k, self.ATOM_MULTIPLE) for k in n_atoms])
+        chunks = []
+        for A in np.unique(a_pad):
+            members = np.flatnonzero(a_pad == A)
+            members = members[np.lexsort((n_grid[members], n_atoms[members]))]
+            G = round_up(max(int(n_grid[members].max()), 1), self.GRID_MULTIPLE)
+            chunks += [(members[s:s + self.batch_size], int(A), G)
+                       for s in range(0, len(members), self.batch_size)]
+        return chunks
+
     def predict(self, structures, charge: float | Sequence[float] | None = None, *,
                 esp: bool = False, grids=None, shells=None, density=None,
                 progress: bool = False, console=None) -> PredictionResult:
@@ -245,3 +230,45 @@ class Predictor:
                                    progress=progress, console=console)
 
 
+def _checked_structures(Zs, Rs, net_charges, grids):
+    """``(Zs, Rs)`` as int32 (N,) and float64 (N, 3) arrays, their counts checked.
+
+    Raises:
+        DataError: no structures, mismatched counts, NaN/Inf positions, atomic number < 1.
+    """
+    F = len(Zs)
+    if F == 0:
+        raise DataError("no structures to predict.")
+    if len(Rs) != F or len(net_charges) != F or (grids is not None and len(grids) != F):
+        raise DataError(f"{F} structures but {len(Rs)} coordinate sets / "
+                        f"{len(net_charges)} net charges"
+                        + ("" if grids is None else f" / {len(grids)} grids"))
+    Zs = [np.asarray(z, np.int32).reshape(-1) for z in Zs]
+    Rs = [np.asarray(r, np.float64).reshape(-1, 3) for r in Rs]
+    for k, (z, r) in enumerate(zip(Zs, Rs)):
+        if len(z) == 0 or len(z) != len(r):
+            raise DataError(f"structure {k}: {len(z)} atomic numbers and {len(r)} "
+                            "positions.")
+        if not np.isfinite(r).all():
+            raise DataError(f"structure {k}: positions contain NaN or Inf.")
+    if (np.concatenate(Zs) < 1).any():
+        raise DataError("a structure holds an atom with atomic number < 1 (dummy atom 'X'?).")
+    return Zs, Rs
+
+
+def _esp_points(Zs, Rs, esp: bool, grids, shells, density) -> list:
+    """The ESP points of each frame: ``grids`` as given, vdW-shell points when ``esp``,
+    else none."""
+    from dcmnet.surface import DEFAULT_DENSITY, DEFAULT_SHELLS, vdw_shell_points
+
+    F = len(Zs)
+    want_esp = esp or grids is not None
+    if grids is not None:
+        grids = [np.asarray(g, np.float64).reshape(-1, 3) for g in grids]
+    elif want_esp:
+        sh = DEFAULT_SHELLS if shells is None else tuple(shells)
+        dens = DEFAULT_DENSITY if density is None else float(density)
+        grids = [vdw_shell_points(z, r, sh, dens) for z, r in zip(Zs, Rs)]
+    else:
+        grids = [np.zeros((0, 3)) for _ in range(F)]
+    return grids
