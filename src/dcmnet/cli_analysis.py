@@ -121,6 +121,19 @@ def run_analyze(args) -> int:
     res = analyze_checkpoint(args.experiment, data, kind=args.checkpoint,
                              batch_size=args.batch_size)
     res.data_source = what
+    if args.fit_dcm:                  # the limit rides in the summary (best_analysis.json)
+        from dcmnet.config import ExperimentConfig
+        from dcmnet.evaluate import fitted_dcm_summary
+        from dcmnet.experiment import CONFIG_NAME
+
+        m = ExperimentConfig.load(exp / CONFIG_NAME).model.max_displacement
+        fd = fitted_dcm_summary(data, res.per_molecule["dcmnet_esp_rmse"], res.n_dcm, m,
+                                args.fit_dcm_steps, args.batch_size)
+        res.summary["fitted_dcm"] = fd
+        console.print(f"fitted-DCM limit (n_dcm {fd['n_dcm']}): median ESP RMSE "
+                      f"{fd['esp_rmse_kcal_mol_e']['median']:.4f} kcal/(mol·e), "
+                      f"{fd['ratio_to_monopoles']:.3f} × fitted monopoles; DCM-net / limit "
+                      f"= {fd['model_ratio_to_fitted_dcm']:.3f}", highlight=False)
     out = batch_analysis_summary(exp, analysis=res, formats=args.formats)
     console.print(analysis_table(res))
     from dcmnet.analysis.tables import worst_molecules_table
