@@ -16,7 +16,7 @@ def add_parsers(sub) -> None:
                     "the limit a DCM-net with that n_dcm can reach. Prints median/mean ESP "
                     "RMSE of the fitted monopoles and of the fitted DCM per molecule and "
                     "overall, and writes fit_dcm.json and fit_dcm.csv (per conformer).")
-    p.add_argument("data", nargs="+", metavar="DATA", help="ESP data files (any dcmnet format)")
+    p.add_argument("files", nargs="+", metavar="DATA", help="ESP data files (any dcmnet format)")
     p.add_argument("--n-dcm", type=int, default=2, metavar="K", help="charge sites per atom")
     p.add_argument("--max-displacement", type=float, default=DEFAULT_MAX_DISPLACEMENT,
                    metavar="Å", help="bound on a site's distance from its atom (default: the "
@@ -112,7 +112,7 @@ def run_fit_dcm(args) -> int:
     elif not args.json:
         check_folder(args.out, "--out folder")
     console = Console(stderr=True)
-    data = load_dataset(args.data, verbose=True)
+    data = load_dataset(args.files, verbose=True)
     if args.max_conformers is not None:
         data = _first_conformers(data, args.max_conformers)
     with Progress(TextColumn("fit-dcm"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
