@@ -114,3 +114,25 @@ def test_wrong_fragment_charges_are_refused(predictor):
         predictor.predict([_water_and_sodium()], fragment_charges=[0, 1, 0])
     with pytest.raises(DataError, match="sum to 0 e but the net charge is 1 e"):
         predictor.predict([_water_and_sodium()], fragment_charges=[0, 0])
+
+
+def test_cli_fragment_charges(tiny_experiment, tmp_path, capsys):
+    import json
+
+    from ase.io import write
+
+    from dcmnet.cli import main
+
+    path = tmp_path / "pair.extxyz"
+    write(path, _water_and_sodium())
+    rc = main(["predict", str(tiny_experiment), "--structures", str(path), "--out",
+               str(tmp_path / "out"), "--fragment-charges", "0,1", "--formats", "json"])
+    assert rc == 0
+    frame = json.loads((tmp_path / "out" / "predictions.json").read_text())["frames"][0]
+    q = np.asarray(frame["atom_charges"], float)
+    np.testing.assert_allclose([q[:3].sum(), q[3]], [0.0, 1.0], atol=1e-5)
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(tiny_experiment), "--structures", str(path), "--out",
+              str(tmp_path / "o2"), "--fragment-charges", "zero,one"])
+    assert exc.value.code == 2
+    assert "comma-separated numbers" in capsys.readouterr().err

@@ -92,6 +92,12 @@ def add_parsers(sub) -> None:
                    help="net charge of every structure, e (default: from the file: extxyz "
                         "'charge=', SDF formal charges; else 0, refused for an odd electron "
                         "count)")
+    r.add_argument("--fragment-charges", default=None, metavar="Q1,Q2,...",
+                   type=_charge_list,
+                   help="net charge of each disconnected fragment (covalent connectivity, in "
+                        "order of the fragments' first atoms), e, for every structure, e.g. "
+                        "'0,1' for a water and a Na+ (default: SDF formal charges or "
+                        "atoms.info['fragment_charges']; else only the total is constrained)")
     r.add_argument("--index", default=":", help="ASE frame selection, e.g. ':' or '::10'")
     r.add_argument("--esp", action=BOOL, default=False,
                    help="ESP on generated vdW-shell points (predictions_esp.npz)")
@@ -192,6 +198,15 @@ def run_plot(args) -> int:
     return 0
 
 
+def _charge_list(text: str) -> list[float]:
+    """``'0,1'`` → ``[0.0, 1.0]`` (argparse type of ``--fragment-charges``)."""
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated numbers, e.g. 0,1") from None
+
+
 def run_predict(args) -> int:
     from dcmnet.fileio import check_folder
     from dcmnet.predict import Predictor, read_structures, write_predictions
@@ -202,7 +217,7 @@ def run_predict(args) -> int:
     pred = Predictor.from_experiment(args.experiment, kind=args.checkpoint,
                                      batch_size=args.batch_size)
     res = pred.predict(frames, charge=args.charge, esp=args.esp, progress=args.progress,
-                       console=console)
+                       console=console, fragment_charges=args.fragment_charges)
     files = write_predictions(res, args.out, formats=args.formats)
     console.print(f"{len(res)} structure{'s' if len(res) != 1 else ''}, {int(res.n_atoms.sum())} atoms, n_dcm "
                   f"{pred.n_dcm}: {len(res) / res.seconds:.1f} frames/s", highlight=False)
