@@ -28,6 +28,11 @@ def add_parsers(sub) -> None:
     a.add_argument("--top", type=int, default=10, metavar="N",
                    help="list the N molecules with the largest DCM-net ESP RMSE, worst first "
                         "(default 10; 0: none; all molecules are in predictions.csv)")
+    a.add_argument("--fit-dcm", action=BOOL, default=False,
+                   help="also fit the DCM limit per molecule (slow); summary.fitted_dcm in "
+                        "best_analysis.json holds it and the model's ratio to it")
+    a.add_argument("--fit-dcm-steps", type=int, default=None, metavar="N",
+                   help="L-BFGS iterations of that fit (default 300)")
     a.set_defaults(func=run_analyze)
 
     c = sub.add_parser("compare", help="one table row per checkpoint on the same data",
