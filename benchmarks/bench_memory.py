@@ -177,8 +177,10 @@ def main() -> None:
             write_synthetic(path, n)
         res = subprocess.run([sys.executable, __file__, "--child", str(path), "--steps",
                               str(args.steps), "--batch-size", str(args.batch_size)],
-                             check=True, capture_output=True, text=True,
+                             capture_output=True, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if res.returncode:
+            sys.exit(f"the run for {n} conformers failed:\n{res.stderr[-3000:]}")
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"\n{r['n']:,} conformers, {r['batches_per_epoch']:,} batches of "
