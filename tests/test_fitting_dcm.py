@@ -113,3 +113,24 @@ def test_cli_missing_file(tmp_path, capsys):
     missing = tmp_path / "nope.npz"
     assert main(["fit-dcm", str(missing), "--out", str(tmp_path / "o")]) == 2
     assert "nope.npz" in capsys.readouterr().err
+
+
+def test_analyze_and_evaluate_report_the_ratio_to_the_limit(tiny_experiment, tmp_path, small):
+    import shutil
+
+    from dcmnet.cli import main
+    from dcmnet.evaluate import evaluate_model
+    from dcmnet.experiment import load_experiment
+
+    exp = shutil.copytree(tiny_experiment, tmp_path / "exp")
+    assert main(["analyze", str(exp), "--fit-dcm", "--fit-dcm-steps", "5"]) == 0
+    fd = json.loads((exp / "analysis" / "best_analysis.json").read_text())["summary"]["fitted_dcm"]
+    assert fd["n_dcm"] == 2 and fd["steps"] == 5
+    lim = fd["esp_rmse_kcal_mol_e"]["median"]
+    assert 0 < lim < fd["fitted_monopole_esp_rmse_kcal_mol_e"]["median"]
+    assert fd["model_ratio_to_fitted_dcm"] > 1              # a 2-epoch model is far from it
+    _, model, params, _ = load_experiment(exp)
+    s = evaluate_model(model, params, small, batch_size=4, multipoles=False, fit_dcm=True,
+                       fit_dcm_steps=5)
+    assert s["fitted_dcm"]["model_ratio_to_fitted_dcm"] == pytest.approx(
+        s["esp_rmse_kcal_mol_e"]["median"] / s["fitted_dcm"]["esp_rmse_kcal_mol_e"]["median"])
