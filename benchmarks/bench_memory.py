@@ -8,7 +8,8 @@ computes the bucket shapes, builds the default model and optimizer, and then
 
 * ``train``: runs ``--steps`` training steps on batches drawn (shuffled) from the whole
   training set, assembled by the background prefetcher (:mod:`dcmnet.data.prefetch`);
-* ``compute only``: the same number of steps on batches already in memory;
+* ``compute only``: the same number of steps on batches already in memory (in blocks
+  of 10 steps alternating with ``train``'s, so that changes of the machine load hit both);
 * ``load only``: one full epoch of batches (every training molecule) through the
   prefetcher, without the model — this reads every molecule's data once;
 
@@ -20,6 +21,7 @@ test: the numbers depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -128,23 +130,27 @@ def child(path: str, steps: int, batch_size: int) -> dict:
         state, loss, _ = train_step(state, b, weights)
         jax.block_until_ready(loss)
 
-    def run(batches) -> float:
-        nonlocal state
-        t = time.perf_counter()
-        for i, b in enumerate(batches):
-            if i == steps:
-                break
-            state, loss, _ = train_step(state, b, weights)
-            float(loss)
-        return (time.perf_counter() - t) / steps
+    def epochs():                     # as many epochs as --steps needs (small datasets)
+        for e in range(1, 10**6):
+            yield from prefetch_batches(it, e)
 
-    step_load = run(prefetch_batches(it, 1))
-    out["phases"]["train"] = {"peak_rss_mb": _peak_mb(), "ms_per_step": 1e3 * step_load}
     cached = [b for _, b in zip(range(16), it.epoch_batches(2))]
-    step_mem = run(b for i in range(steps) for b in [cached[i % len(cached)]])
-    out["phases"]["compute only"] = {"peak_rss_mb": _peak_mb(), "ms_per_step": 1e3 * step_mem}
+    loading, times = epochs(), {"train": 0.0, "compute only": 0.0}
+    loading = itertools.chain([next(loading)], loading)   # epoch plan made before timing
+    # alternate blocks of 10 steps with and without loading: a changing machine load
+    # (other jobs) then affects both alike
+    for s in range(0, steps, 10):
+        for name, src in (("train", loading), ("compute only", iter(cached[s % 16:] * 2))):
+            t = time.perf_counter()
+            for _ in range(min(10, steps - s)):
+                state, loss, _ = train_step(state, next(src), weights)
+                float(loss)
+            times[name] += time.perf_counter() - t
+    del loading                       # stops the prefetch thread
+    for name, t in times.items():
+        out["phases"][name] = {"peak_rss_mb": _peak_mb(), "ms_per_step": 1e3 * t / steps}
     t = time.perf_counter()
-    n_b = sum(1 for _ in prefetch_batches(it, 3))
+    n_b = sum(1 for _ in prefetch_batches(it, 0))
     dt = time.perf_counter() - t
     out["phases"]["load only"] = {"peak_rss_mb": _peak_mb(), "ms_per_batch": 1e3 * dt / n_b,
                                   "batches": n_b, "s": dt}
@@ -171,8 +177,10 @@ def main() -> None:
             write_synthetic(path, n)
         res = subprocess.run([sys.executable, __file__, "--child", str(path), "--steps",
                               str(args.steps), "--batch-size", str(args.batch_size)],
-                             check=True, capture_output=True, text=True,
+                             capture_output=True, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if res.returncode:
+            sys.exit(f"the run for {n} conformers failed:\n{res.stderr[-3000:]}")
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"\n{r['n']:,} conformers, {r['batches_per_epoch']:,} batches of "

@@ -23,7 +23,8 @@ SRC = ROOT / "src" / "dcmnet"
 #: the layers below it. Each entry is a module or a package (then all of its modules).
 LAYERS: list[tuple[str, ...]] = [
     ("dcmnet", "dcmnet.errors", "dcmnet.units", "dcmnet.fileio"),          # foundation
-    ("dcmnet.electrostatics", "dcmnet.surface", "dcmnet.fitting", "dcmnet.config"),  # physics
+    ("dcmnet.electrostatics", "dcmnet.surface", "dcmnet.fitting", "dcmnet.fragments",  # physics
+     "dcmnet.config"),
     ("dcmnet.data",),                                                       # data
     ("dcmnet.model", "dcmnet.message_passing", "dcmnet.models",             # model, QM data,
      "dcmnet.generate", "dcmnet.fitting_dcm"),                              # fitted DCM
@@ -43,7 +44,7 @@ DATA_LAYERS: list[tuple[str, ...]] = [
      "dcmnet.data.split", "dcmnet.data.mmml", "dcmnet.data.mmml_build", "dcmnet.data.batching",
      "dcmnet.data.prefetch"),
     ("dcmnet.data.readers",),
-    ("dcmnet.data.sanity", "dcmnet.data.fragments"),
+    ("dcmnet.data.sanity", "dcmnet.data.connectivity"),
     ("dcmnet.data.loader", "dcmnet.data.prepare"),
 ]
 

@@ -272,7 +272,7 @@ def test_help_texts_generate_defaults_and_predict_arguments():
 
 # ------------------------------------------------------------------ item 3: fragments (partial)
 def test_distant_fragments_are_detected_and_warned(tmp_path):
-    from dcmnet.data.fragments import fragments
+    from dcmnet.data.connectivity import fragments
     from dcmnet.fitting import monopole_esp
     from dcmnet.surface import vdw_shell_points
     w = _water_molecule()

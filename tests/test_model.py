@@ -323,3 +323,56 @@ def test_create_model_defaults_and_validation():
     with pytest.raises(ValueError):
         create_model(n_dcm=0)
     assert count_parameters({"a": np.zeros((3, 4)), "b": [np.zeros(5)]}) == 17
+
+
+# ---------------------------------------------------------------------- pair layouts (issue 13)
+@pytest.mark.parametrize("layout", ["dense", "neighbors"])
+def test_pair_layouts_share_parameters_and_predictions(setup, layout):
+    """The per-molecule layouts use e3x's parameter tree and reproduce its predictions."""
+    import dataclasses
+
+    model, params, _ = setup
+    pairs = dataclasses.replace(model, message_passing="pairs")
+    other = dataclasses.replace(model, message_passing=layout,
+                                max_neighbors=A_PAD - 1 if layout == "neighbors" else 0)
+    Z, R, mask, Q = make_batch([WATER, None, METHANOL, FORMATE, AMMONIUM])
+    init_p = pairs.init(jax.random.PRNGKey(3), Z, R, mask, Q)
+    init_o = other.init(jax.random.PRNGKey(3), Z, R, mask, Q)
+    assert jax.tree_util.tree_structure(init_p) == jax.tree_util.tree_structure(init_o)
+    for a, b in zip(jax.tree_util.tree_leaves(init_p), jax.tree_util.tree_leaves(init_o)):
+        np.testing.assert_array_equal(a, b)  # same names, shapes, initial values
+    q0, x0 = jax.jit(pairs.apply)(params, Z, R, mask, Q)
+    q1, x1 = jax.jit(other.apply)(params, Z, R, mask, Q)
+    assert float(jnp.abs(q1 - q0).max()) <= 1e-5 * float(jnp.abs(q0).max())
+    assert float(jnp.abs(x1 - x0).max()) <= 1e-5 * float(jnp.abs(x0).max())
+    assert float(jnp.abs(q0).max()) > 1e-3  # predictions are not trivially zero
+
+
+def test_auto_layout_switches_to_neighbor_list_for_large_molecules(setup):
+    model, _, _ = setup
+    assert model.pair_layout(16) == "dense"
+    assert model.pair_layout(2 * model.neighbor_count + 1) == "neighbors"
+    assert model.neighbor_count == 56  # 0.2 atoms/Å³ in a 4 Å sphere, rounded up to 8
+
+
+def test_neighbor_list_drops_only_pairs_beyond_the_cutoff(setup):
+    """A chain longer than the cutoff: 2 neighbours kept per atom reproduce all pairs."""
+    import dataclasses
+
+    model, params, _ = setup
+    n = 8
+    Z = np.full((1, n), 6, np.int32)
+    R = np.zeros((1, n, 3), np.float32)
+    R[0, :, 0] = np.arange(n) * 3.0  # spacing 3 Å, cutoff 4 Å → ≤ 2 neighbours inside
+    mask = np.ones((1, n), np.float32)
+    Q = np.zeros(1, np.float32)
+    ref = dataclasses.replace(model, message_passing="pairs").apply(params, Z, R, mask, Q)
+    nb = dataclasses.replace(model, message_passing="neighbors", max_neighbors=2)
+    got = nb.apply(params, Z, R, mask, Q)
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-5 * float(jnp.abs(ref[0]).max()))
+    with pytest.raises(DataError, match="more than 1 neighbours"):
+        dataclasses.replace(model, message_passing="neighbors",
+                            max_neighbors=1).apply(params, Z, R, mask, Q)
+    jitted = jax.jit(dataclasses.replace(model, message_passing="neighbors",
+                                         max_neighbors=1).apply)
+    assert np.isnan(np.asarray(jitted(params, Z, R, mask, Q)[0])).all()  # loud under jit

@@ -6,14 +6,16 @@ on grid points ``r_k`` (Hartree/e), ``K = n_dcm`` charge sites per atom are plac
 
 .. math:: L = \\frac{1}{G} \\sum_k \\Big(\\sum_{ik} \\frac{q_{ik}}{|r_k - x_{ik}|} - V_k\\Big)^2
 
-(ESP of point charges, :func:`dcmnet.electrostatics.esp_from_charges`; the loss is
-evaluated in kcal/(mol·e) for conditioning). The parametrisation is the model's
-(:mod:`dcmnet.model`):
+(ESP of point charges with the safe kernel of
+:func:`dcmnet.electrostatics.inverse_distances`, as in
+:func:`~dcmnet.electrostatics.esp_from_charges`; the loss is evaluated in kcal/(mol·e)).
+The parametrisation is the model's (:mod:`dcmnet.model`):
 
 * the displacement is bounded smoothly, ``d = v / sqrt(1 + |v|²/m²)`` with
   ``m = max_displacement``, so ``|d| < m`` for every free vector ``v``;
-* the charges are projected onto the net charge,
-  ``q ← q − (Σq − Q)/(N·K)`` over real atoms, so ``Σq = Q`` exactly (not a penalty).
+* the charges satisfy ``Σq = Q`` as a constraint of their least-squares solve, then are
+  projected, ``q ← q − (Σq − Q)/(N·K)`` over real atoms, so ``Σq = Q`` exactly (not a
+  penalty).
 
 Variable projection (Golub & Pereyra, SIAM J. Numer. Anal. 10, 413 (1973)): for given site
 positions the best charges are a linear least-squares problem with one equality constraint,
@@ -46,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dcmnet.electrostatics import inverse_distances
 from dcmnet.errors import DataError
 from dcmnet.units import HARTREE_TO_KCAL_MOL
 
@@ -56,8 +59,7 @@ DEFAULT_STEPS = 300
 #: Default distance of the start sites from their atom, Å.
 DEFAULT_INIT_OFFSET = 0.05
 
-__all__ = ["bounded_displacement", "project_charges", "initial_directions", "dcm_sites",
-           "fit_dcm_batch", "fit_dcm_dataset", "DEFAULT_MAX_DISPLACEMENT", "DEFAULT_STEPS"]
+__all__ = ["bounded_displacement", "initial_directions", "fit_dcm_batch", "fit_dcm_dataset", "DEFAULT_MAX_DISPLACEMENT", "DEFAULT_STEPS"]
 
 
 def bounded_displacement(v: jax.Array, max_displacement: float) -> jax.Array:
@@ -77,19 +79,6 @@ def _unbounded(d: np.ndarray, max_displacement: float) -> np.ndarray:
     return d / np.sqrt(1.0 - d2 / max_displacement**2)
 
 
-def project_charges(q: jax.Array, atom_mask: jax.Array, net_charge: jax.Array) -> jax.Array:
-    """Charges (B, A, K) e of real atoms shifted equally so that each molecule sums to
-    ``net_charge`` (B,) e exactly; padded atoms (``atom_mask`` (B, A) = 0) carry 0.
-
-    A molecule without real atoms gives zeros.
-    """
-    m = atom_mask[..., None]
-    q = q * m
-    n = jnp.maximum(jnp.sum(m, axis=(1, 2)) * q.shape[-1], 1.0)           # (B,)
-    shift = (jnp.sum(q, axis=(1, 2)) - net_charge) / n
-    return q - shift[:, None, None] * m
-
-
 def initial_directions(n_dcm: int) -> np.ndarray:
     """(K, 3) start offsets of the K sites of an atom: zero mean, largest norm 1.
 
@@ -105,20 +94,6 @@ def initial_directions(n_dcm: int) -> np.ndarray:
     return u / np.linalg.norm(u, axis=1).max()
 
 
-def dcm_sites(params: dict, R: jax.Array, atom_mask: jax.Array, net_charge: jax.Array,
-              max_displacement: float):
-    """Charges (B, A, K) e and absolute positions (B, A, K, 3) Å of the fit parameters.
-
-    Args:
-        params: ``{"q": (B, A, K) raw charges e, "v": (B, A, K, 3) free displacements Å}``.
-        R: (B, A, 3) atoms, Å; atom_mask: (B, A); net_charge: (B,) e.
-        max_displacement: bound ``m`` on ``|x − R|``, Å.
-    """
-    q = project_charges(params["q"], atom_mask, net_charge)
-    d = bounded_displacement(params["v"], max_displacement) * atom_mask[..., None, None]
-    return q, R[:, :, None, :] + d
-
-
 def _design(v, R, atom_mask, grid, grid_mask, K, max_displacement):
     """(G, A·K) ESP kernel in kcal/(mol·e) per e of one conformer's sites, masked rows and
     columns, and the site positions (A·K, 3) Å."""
@@ -126,8 +101,6 @@ def _design(v, R, atom_mask, grid, grid_mask, K, max_displacement):
     d = bounded_displacement(v, max_displacement) * atom_mask[:, None, None]
     x = (R[:, None, :] + d).reshape(A * K, 3)
     smask = jnp.repeat(atom_mask, K)
-    from dcmnet.electrostatics import inverse_distances
-
     T = inverse_distances(grid, x) * HARTREE_TO_KCAL_MOL
     return T * grid_mask[:, None] * smask[None, :], x, smask
 

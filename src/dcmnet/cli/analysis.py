@@ -28,6 +28,11 @@ def add_parsers(sub) -> None:
     a.add_argument("--top", type=int, default=10, metavar="N",
                    help="list the N molecules with the largest DCM-net ESP RMSE, worst first "
                         "(default 10; 0: none; all molecules are in predictions.csv)")
+    a.add_argument("--fit-dcm", action=BOOL, default=False,
+                   help="also fit the DCM limit per molecule (slow); summary.fitted_dcm in "
+                        "best_analysis.json holds it and the model's ratio to it")
+    a.add_argument("--fit-dcm-steps", type=int, default=None, metavar="N",
+                   help="L-BFGS iterations of that fit (default 300)")
     a.set_defaults(func=run_analyze)
 
     c = sub.add_parser("compare", help="one table row per checkpoint on the same data",
@@ -92,6 +97,12 @@ def add_parsers(sub) -> None:
                    help="net charge of every structure, e (default: from the file: extxyz "
                         "'charge=', SDF formal charges; else 0, refused for an odd electron "
                         "count)")
+    r.add_argument("--fragment-charges", default=None, metavar="Q1,Q2,...",
+                   type=_charge_list,
+                   help="net charge of each disconnected fragment (covalent connectivity, in "
+                        "order of the fragments' first atoms), e, for every structure, e.g. "
+                        "'0,1' for a water and a Na+ (default: SDF formal charges or "
+                        "atoms.info['fragment_charges']; else only the total is constrained)")
     r.add_argument("--index", default=":", help="ASE frame selection, e.g. ':' or '::10'")
     r.add_argument("--esp", action=BOOL, default=False,
                    help="ESP on generated vdW-shell points (predictions_esp.npz)")
@@ -121,6 +132,19 @@ def run_analyze(args) -> int:
     res = analyze_checkpoint(args.experiment, data, kind=args.checkpoint,
                              batch_size=args.batch_size)
     res.data_source = what
+    if args.fit_dcm:                  # the limit rides in the summary (best_analysis.json)
+        from dcmnet.config import ExperimentConfig
+        from dcmnet.evaluate import fitted_dcm_summary
+        from dcmnet.experiment import CONFIG_NAME
+
+        m = ExperimentConfig.load(exp / CONFIG_NAME).model.max_displacement
+        fd = fitted_dcm_summary(data, res.per_molecule["dcmnet_esp_rmse"], res.n_dcm, m,
+                                args.fit_dcm_steps, args.batch_size)
+        res.summary["fitted_dcm"] = fd
+        console.print(f"fitted-DCM limit (n_dcm {fd['n_dcm']}): median ESP RMSE "
+                      f"{fd['esp_rmse_kcal_mol_e']['median']:.4f} kcal/(mol·e), "
+                      f"{fd['ratio_to_monopoles']:.3f} × fitted monopoles; DCM-net / limit "
+                      f"= {fd['model_ratio_to_fitted_dcm']:.3f}", highlight=False)
     out = batch_analysis_summary(exp, analysis=res, formats=args.formats)
     console.print(analysis_table(res))
     from dcmnet.analysis.tables import worst_molecules_table
@@ -180,6 +204,15 @@ def run_plot(args) -> int:
     return 0
 
 
+def _charge_list(text: str) -> list[float]:
+    """``'0,1'`` → ``[0.0, 1.0]`` (argparse type of ``--fragment-charges``)."""
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated numbers, e.g. 0,1") from None
+
+
 def run_predict(args) -> int:
     from dcmnet.fileio import check_folder
     from dcmnet.inference.predict import Predictor
@@ -192,7 +225,7 @@ def run_predict(args) -> int:
     pred = Predictor.from_experiment(args.experiment, kind=args.checkpoint,
                                      batch_size=args.batch_size)
     res = pred.predict(frames, charge=args.charge, esp=args.esp, progress=args.progress,
-                       console=console)
+                       console=console, fragment_charges=args.fragment_charges)
     files = write_predictions(res, args.out, formats=args.formats)
     console.print(f"{len(res)} structure{'s' if len(res) != 1 else ''}, {int(res.n_atoms.sum())} atoms, n_dcm "
                   f"{pred.n_dcm}: {len(res) / res.seconds:.1f} frames/s", highlight=False)

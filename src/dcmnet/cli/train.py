@@ -99,6 +99,10 @@ def add_parsers(sub) -> None:
     e.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     e.add_argument("--json", default=None, metavar="OUT", help="write the summary as JSON to OUT ('-': stdout, as without --json)")
     e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--fit-dcm", action=BOOL, default=False,
+                   help="also fit the DCM limit per molecule (slow) and report the ratio to it")
+    e.add_argument("--fit-dcm-steps", type=int, default=None, metavar="N",
+                   help="L-BFGS iterations of that fit (default 300)")
     e.set_defaults(func=run_evaluate)
 
 
@@ -162,7 +166,8 @@ def run_evaluate(args) -> int:
         full = load_dataset(cfg.data_files or None, verbose=False)
         data = full.subset(load_split(exp_dir / SPLIT_NAME, len(full)).valid)
         what = "the experiment's validation set"
-    summary = evaluate_model(model, params, data, batch_size=args.batch_size)
+    summary = evaluate_model(model, params, data, batch_size=args.batch_size,
+                             fit_dcm=args.fit_dcm, fit_dcm_steps=args.fit_dcm_steps)
     summary["checkpoint_epoch"] = int(meta.get("epoch", -1))
     console.print(summary_table(summary, title=f"{cfg.name} on {what}"))
     if args.json and args.json != "-":

@@ -158,7 +158,7 @@ def load_dataset_with_report(paths: PathLike | Iterable[PathLike] | None = None,
                               + (f" with {', '.join(companions)}" if companions else "") + ".")
                 report.extend("  " + line for line in lines)
             ds = _screen_grid(ds, job.path, report)
-            from dcmnet.data.fragments import check_fragments
+            from dcmnet.data.connectivity import check_fragments
             report.extend(f"{job.path}: WARNING: {f.message}" for f in check_fragments(ds))
             if opts.check_units and "canonical dcmnet dataset" not in head:
                 extra: list[str] = []

@@ -15,7 +15,7 @@ shapes cost O(molecules) small integers. Batches gather only their molecules' ro
 (``make_batch`` indexes the arrays), bitwise the same as from the same data in memory.
 Pages of the mapping that were read count in the process's resident memory until
 :meth:`OnDiskDataset.release_pages` (``madvise(MADV_DONTNEED)``; the kernel's page cache keeps
-them) — the prefetcher of :mod:`dcmnet.data.prefetch` calls it every few batches.
+them) — the prefetcher of :mod:`dcmnet.data.prefetch` calls it after every batch.
 
 Values are checked (``Dataset.validate``: finite, atomic numbers, counts) chunk by chunk when
 the folder is written; opening checks only the manifest, the files' headers and sizes.

@@ -9,7 +9,7 @@ assembling a batch is raised again in the consumer, at that batch.
 
 :func:`prefetch_batches` is what the trainer uses: one epoch of a
 :class:`~dcmnet.data.batching.BatchIterator`, prefetched, releasing the mapped pages of an
-on-disk dataset every few batches so the process's resident memory stays flat.
+on-disk dataset after every batch so the process's resident memory stays flat.
 """
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ T = TypeVar("T")
 
 #: Batches assembled ahead of the one being used.
 DEFAULT_DEPTH = 4
-#: Release the pages of a memory-mapped dataset after this many batches.
-RELEASE_EVERY = 8
+#: Release the pages of a memory-mapped dataset after this many batches. Every batch: the
+#: kernel maps whole page-cache folios (often far more than a molecule's rows), and one
+#: ``madvise`` costs well under a millisecond (measured: 8 → ≈ 270 MB of mapped pages at
+#: most between releases, 1 → ≈ 20 MB, no slower).
+RELEASE_EVERY = 1
 _END, _ITEM, _ERROR = 0, 1, 2
 
 

@@ -14,6 +14,12 @@ Net charge of a structure: the ``charge`` argument if given, else ``atoms.info``
 ``charge``, ``net_charge`` or ``total_charge``, else the rounded sum of ASE's initial
 charges (formal charges from an SDF file), else 0.
 
+A structure of several disconnected fragments (covalent connectivity) keeps each
+fragment's own net charge when it is known (``fragment_charges`` argument /
+``--fragment-charges``, ``atoms.info["fragment_charges"]`` or the formal charges of an
+SDF/MOL file; :mod:`dcmnet.fragments`); otherwise a warning says that charge can move
+between its fragments.
+
 Frames are grouped by their atom count padded to a multiple of 8; each group uses one grid
 padding (its largest grid rounded up to 128 points), so a trajectory of one molecule
 compiles once.
@@ -82,8 +88,12 @@ class Predictor:
         return int(self.model.n_dcm)
 
     # ------------------------------------------------------------------ core
-    def _run_batch(self, Zs, Rs, Qs, grids, A: int, G: int):
-        """One padded forward pass (B × A atoms × G points); returns the outputs (numpy)."""
+    def _run_batch(self, Zs, Rs, Qs, grids, A: int, G: int, frags=None):
+        """One padded forward pass (B × A atoms × G points); returns the outputs (numpy).
+
+        ``frags``: per structure None or ``(labels (N,), charges (n_fragments,))``; when any
+        is given the batch carries ``fragment`` / ``fragment_charge`` (see
+        :func:`dcmnet.loss.predict`)."""
         import jax
 
         n = len(Zs)
@@ -108,6 +118,16 @@ class Predictor:
             q[j] = Qs[j]
         batch = {"Z": Z, "R": R, "atom_mask": am, "net_charge": q, "grid": grid,
                  "grid_mask": gm, "com": com}
+        if frags is not None and any(f is not None for f in frags):
+            fid = np.zeros((B, A), np.int32)
+            fq = np.zeros((B, A), np.float32)
+            fq[:n, 0] = q[:n]  # no fragment info: the whole structure is fragment 0
+            for j, f in enumerate(frags):
+                if f is not None:
+                    fid[j, :len(f[0])] = f[0]
+                    fq[j, 0] = 0.0
+                    fq[j, :len(f[1])] = f[1]
+            batch["fragment"], batch["fragment_charge"] = fid, fq
         out = jax.device_get(self._fn(self.params, batch))
         return out, com
 
@@ -115,7 +135,8 @@ class Predictor:
                        net_charges: Sequence[float], *, esp: bool = False,
                        grids: Sequence[np.ndarray] | None = None,
                        shells: Sequence[float] | None = None, density: float | None = None,
-                       progress: bool = False, console=None) -> PredictionResult:
+                       progress: bool = False, console=None,
+                       fragments: Sequence | None = None) -> PredictionResult:
         """Predict for structures given as arrays.
 
         Args:
@@ -125,6 +146,9 @@ class Predictor:
                 points/Å²; defaults of :mod:`dcmnet.surface`), unless ``grids`` is given.
             grids: F arrays (G_f, 3) of ESP points, Å (implies ``esp``).
             progress: show a progress bar (rich) on ``console``.
+            fragments: F entries, each None or ``(labels (N_f,) int, charges (n,) e)``:
+                the fragment of every atom and each fragment's net charge, kept exactly
+                (:mod:`dcmnet.fragments`).
         Returns:
             :class:`PredictionResult` (float64).
         Raises:
@@ -164,7 +188,9 @@ class Predictor:
             for chunk, A, G in chunks:
                 out, c = self._run_batch([Zs[i] for i in chunk], [Rs[i] for i in chunk],
                                          [net_charges[i] for i in chunk],
-                                         [grids[i] for i in chunk], A, G)
+                                         [grids[i] for i in chunk], A, G,
+                                         None if fragments is None
+                                         else [fragments[i] for i in chunk])
                 for j, i in enumerate(chunk):
                     na, ng = n_atoms[i], n_grid[i]
                     charges[ao[i]:ao[i + 1]] = out["charges"][j, :na]
@@ -208,14 +234,24 @@ class Predictor:
 
     def predict(self, structures, charge: float | Sequence[float] | None = None, *,
                 esp: bool = False, grids=None, shells=None, density=None,
-                progress: bool = False, console=None) -> PredictionResult:
+                progress: bool = False, console=None,
+                fragment_charges: Sequence[float] | None = None) -> PredictionResult:
         """Predict for ``ase.Atoms`` objects (or one of them).
 
         Args:
             structures: an ``ase.Atoms`` or a list of them.
             charge: net charge for all frames (or one per frame); default from each
                 structure (see :func:`structure_charge`).
+            fragment_charges: net charge of each fragment (covalent connectivity, in order
+                of the fragments' first atoms) for every structure; default from
+                ``atoms.info["fragment_charges"]`` or SDF formal charges
+                (:func:`dcmnet.fragments.fragment_charges_for`).
             esp, grids, shells, density, progress, console: see :meth:`predict_arrays`.
+        Warns:
+            UserWarning: a structure of several fragments whose fragment charges are not
+                known (its charge is then constrained as a whole only).
+        Raises:
+            DataError: fragment charges that do not match the fragments or the net charge.
         """
         if hasattr(structures, "get_atomic_numbers"):
             structures = [structures]
@@ -224,10 +260,35 @@ class Predictor:
             qs = [structure_charge(a, charge, strict=True) for a in structures]
         else:
             qs = [float(c) for c in charge]
+        frags = [self._fragments_of(a, q, fragment_charges, k)
+                 for k, (a, q) in enumerate(zip(structures, qs))]
         return self.predict_arrays([a.get_atomic_numbers() for a in structures],
                                    [a.get_positions() for a in structures], qs, esp=esp,
                                    grids=grids, shells=shells, density=density,
-                                   progress=progress, console=console)
+                                   progress=progress, console=console,
+                                   fragments=None if all(f is None for f in frags) else frags)
+
+    @staticmethod
+    def _fragments_of(atoms, net_charge: float, given, k: int):
+        """``(labels, charges)`` for a structure of several fragments with known charges;
+        None for one fragment (or unknown charges, with a warning)."""
+        from dcmnet.data.connectivity import fragments
+        from dcmnet.fragments import fragment_charges_for
+
+        labels = fragments(atoms.get_atomic_numbers(), atoms.get_positions())
+        where = atoms.info.get("source", f"structure {k}")
+        n = int(labels.max()) + 1
+        qf = fragment_charges_for(atoms, labels, net_charge, given, where=where)
+        if n == 1:
+            return None
+        if qf is None:
+            warnings.warn(f"{where}: {n} disconnected fragments (covalent connectivity) and no "
+                          "per-fragment net charges, so charge can move between them (only the "
+                          "total is constrained). Give --fragment-charges Q1,Q2,... (in order of "
+                          "the fragments' first atoms), atoms.info['fragment_charges'] or formal "
+                          "charges in an SDF/MOL file.", stacklevel=3)
+            return None
+        return labels, qf
 
 
 def _checked_structures(Zs, Rs, net_charges, grids):

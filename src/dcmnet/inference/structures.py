@@ -44,15 +44,31 @@ def read_structures(paths, index: str = ":") -> list:
             raise DataError(f"{p}: a structure without atoms.")
         from dcmnet.data.readers.chemistry import mol_formal_charges
         formal = mol_formal_charges(p)
+        per_atom = _sdf_atom_formal_charges(p) if formal is not None else None
         for k, a in enumerate(got):
             a.info.setdefault("source", f"{p}@{k}")
             if formal is not None and k < len(formal) and "charge" not in a.info:
                 a.info["charge"] = float(formal[k])
                 a.info["charge_source"] = "formal charges (M  CHG)"
+            if per_atom is not None and k < len(per_atom) and len(per_atom[k]) == len(a):
+                a.arrays["formal_charges"] = per_atom[k]
         frames.extend(got)
     if not frames:
         raise DataError("no structures given.")
     return frames
+
+
+def _sdf_atom_formal_charges(path) -> list[np.ndarray] | None:
+    """Per-atom formal charges (e) of every record of an SDF/MOL file (RDKit, file atom
+    order, hydrogens kept); None without RDKit. Records RDKit cannot read give an empty
+    array (:func:`dcmnet.data.readers.base.mol_formal_charges` has already refused them)."""
+    try:
+        from rdkit import Chem
+    except ImportError:  # pragma: no cover - optional extra
+        return None
+    return [np.zeros(0) if m is None else
+            np.array([a.GetFormalCharge() for a in m.GetAtoms()], float)
+            for m in Chem.SDMolSupplier(str(path), sanitize=False, removeHs=False)]
 
 
 def structure_charge(atoms, charge: float | None = None, strict: bool = False) -> float:

@@ -193,14 +193,49 @@ def summarize(data: Dataset, model_err: dict, mono_err: dict) -> dict:
     }
 
 
+def fitted_dcm_summary(data: Dataset, model_rmse: np.ndarray, n_dcm: int,
+                       max_displacement: float, steps: int | None = None,
+                       batch_size: int = 16) -> dict:
+    """The fitted-DCM limit (:func:`dcmnet.fitting_dcm.fit_dcm_dataset`) beside a model.
+
+    Args:
+        data: the evaluated molecules; model_rmse: (M,) the model's ESP RMSE per molecule,
+            kcal/(mol·e); n_dcm, max_displacement (Å): the model's; steps: L-BFGS
+            iterations (default :data:`dcmnet.fitting_dcm.DEFAULT_STEPS`).
+    Returns:
+        ``{n_dcm, max_displacement_angstrom, steps, esp_rmse_kcal_mol_e: {median, mean},
+        fitted_monopole_esp_rmse_kcal_mol_e: {median, mean}, ratio_to_monopoles,
+        model_ratio_to_fitted_dcm}``; the ratios are of the medians (model/limit ≥ 1 up to
+        the fit's local optima: the limit is an upper bound of the best possible).
+    """
+    from dcmnet.fitting_dcm import DEFAULT_STEPS, fit_dcm_dataset
+
+    r = fit_dcm_dataset(data, n_dcm, max_displacement,
+                        DEFAULT_STEPS if steps is None else steps, batch_size=batch_size)
+    lim, mono = _stats(r["esp_rmse_dcm"]), _stats(r["esp_rmse_monopoles"])
+    med = _stats(np.asarray(model_rmse, np.float64))["median"]
+    return {"n_dcm": int(n_dcm), "max_displacement_angstrom": float(max_displacement),
+            "steps": r["steps"], "esp_rmse_kcal_mol_e": lim,
+            "fitted_monopole_esp_rmse_kcal_mol_e": mono,
+            "ratio_to_monopoles": lim["median"] / mono["median"],
+            "model_ratio_to_fitted_dcm": None if med is None else med / lim["median"]}
+
+
 def evaluate_model(model, params, data: Dataset, batch_size: int = 16,
-                   multipoles: bool = True) -> dict:
+                   multipoles: bool = True, fit_dcm: bool = False,
+                   fit_dcm_steps: int | None = None) -> dict:
     """:func:`summarize` of a model and the fitted-monopole baseline on ``data``, plus
     (``multipoles``) the multipole baselines under ``fitted_multipoles``
-    (:func:`multipole_summary`) and the DCM-net values per molecule
-    (``dcmnet_values_per_molecule_mean`` = 4·n_dcm·N: charge and position of each site)."""
-    out = summarize(data, model_errors(model, params, data, batch_size),
-                    fitted_monopole_errors(data))
+    (:func:`multipole_summary`), the DCM-net values per molecule
+    (``dcmnet_values_per_molecule_mean`` = 4·n_dcm·N: charge and position of each site)
+    and (``fit_dcm``, slow) the fitted-DCM limit with the model's n_dcm and displacement
+    bound under ``fitted_dcm`` (:func:`fitted_dcm_summary`)."""
+    model_err = model_errors(model, params, data, batch_size)
+    out = summarize(data, model_err, fitted_monopole_errors(data))
+    if fit_dcm:
+        out["fitted_dcm"] = fitted_dcm_summary(data, model_err["esp_rmse"], model.n_dcm,
+                                               model.max_displacement, fit_dcm_steps,
+                                               batch_size)
     out["dcmnet_values_per_molecule_mean"] = float(4 * int(model.n_dcm) * np.mean(data.n_atoms))
     if multipoles:
         out["fitted_multipoles"] = multipole_summary(
@@ -233,6 +268,11 @@ def summary_table(summary: dict, title: str = "evaluation"):
     t.add_row(escape("max |Σq − net charge| [e]"), f"{summary['max_net_charge_error_e']:.2e}", "0 (exact)")
     t.add_row("molecules where DCM-net beats monopoles",
               f"{100 * summary['fraction_better_than_monopoles']:.1f} %", "")
+    fd = summary.get("fitted_dcm")
+    if fd:
+        t.add_row(escape(f"fitted DCM (n_dcm {fd['n_dcm']}): ESP RMSE median"), "",
+                  f(fd["esp_rmse_kcal_mol_e"]["median"]))
+        t.add_row("DCM-net / fitted-DCM limit (medians)", f(fd["model_ratio_to_fitted_dcm"]), "")
     mp = summary.get("fitted_multipoles")
     if mp:
         t.add_section()

@@ -18,6 +18,7 @@ from typing import Mapping
 import jax.numpy as jnp
 
 from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
+from dcmnet.fragments import constrain_fragment_charges
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 #: Names of the runtime loss weights.
@@ -39,9 +40,16 @@ def predict(model, params, batch: Mapping, esp_chunk_size: int | None = None) ->
     Returns dict with ``charges`` (B, A, n_dcm) e, ``positions`` (B, A, n_dcm, 3) Å,
     ``esp`` (B, G) Hartree/e (0 on padded points), ``dipole`` (B, 3) e·Å about ``com``,
     ``atom_charges`` (B, A) e (sum over each atom's sites).
+
+    Optional batch keys ``fragment`` (B, A) int and ``fragment_charge`` (B, A) e: each
+    fragment's charges then sum to its own net charge
+    (:func:`dcmnet.fragments.constrain_fragment_charges`), in training and prediction alike.
     """
     charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
                                      batch["net_charge"])
+    if "fragment" in batch:  # several fragments per record: each keeps its own net charge
+        charges = constrain_fragment_charges(charges, batch["atom_mask"], batch["fragment"],
+                                             batch["fragment_charge"])
     q, x = flatten_sites(charges, positions)
     esp = esp_from_charges(q, x, batch["grid"], batch["grid_mask"], chunk_size=esp_chunk_size)
     dip = dipole_from_charges(q, x, batch["com"])
