@@ -138,107 +138,11 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
             raise err(path, "holds no group with 'atomic_numbers' (SPICE-like layout: one "
                       "group per molecule).", "See docs/data.md for the layout.")
         for gname, g in groups:
-            ek = next((k for k in _ESP_KEYS if k in g), None)
-            gk = next((k for k in _GRID_KEYS if k in g), None)
-            if ek is None or gk is None:
+            got = _group_molecules(g, gname, path, options, rep, notes, len(mols))
+            if got is None:
                 skipped.append(gname)
-                continue
-            if "conformations" not in g:
-                raise err(path, f"group {gname!r} has no 'conformations'.",
-                          "Store positions as conformations (M, N, 3).")
-            Z = np.asarray(g["atomic_numbers"][()], int).reshape(-1)
-            Xraw = np.asarray(g["conformations"][()], float)
-            if Xraw.ndim == 2:
-                Xraw = Xraw[None]
-            M = Xraw.shape[0]
-            if Xraw.shape[1:] != (len(Z), 3):
-                raise err(path, f"group {gname!r}: 'conformations' has shape {Xraw.shape}, "
-                          f"expected (M, {len(Z)}, 3).", "Match 'atomic_numbers'.")
-            lu = _attr_unit(g["conformations"], "bohr", "length", path, f"{gname}/conformations")
-            gu = _attr_unit(g[gk], lu, "length", path, f"{gname}/{gk}")
-            eu = _attr_unit(g[ek], "hartree", "esp", path, f"{gname}/{ek}")
-            if options.length_unit is not None:
-                lu = gu = options.length_unit
-            if options.esp_unit is not None:
-                eu = options.esp_unit
-            notes.add(f"positions {UNIT_LABEL[lu]}, grid {UNIT_LABEL[gu]}, ESP "
-                      f"{UNIT_LABEL[eu]}")
-            grid = np.asarray(g[gk][()], float)
-            esp = np.asarray(g[ek][()], float)
-            if grid.ndim == 2:
-                grid = grid[None]
-            if esp.ndim == 1:
-                esp = esp[None]
-            if grid.shape[0] != M or esp.shape[0] != M or grid.shape[1] != esp.shape[1] \
-                    or grid.shape[2:] != (3,):
-                raise err(path, f"group {gname!r}: '{gk}' {grid.shape} and '{ek}' {esp.shape} "
-                          f"do not match {M} conformations (expected (M, G, 3) and (M, G)).",
-                          "Store one row of points and values per conformation.")
-            ng = (np.asarray(g["n_grid"][()], int).reshape(-1) if "n_grid" in g
-                  else np.full(M, grid.shape[1]))
-            if ng.shape != (M,) or (ng < 0).any() or (ng > grid.shape[1]).any():
-                raise err(path, f"group {gname!r}: 'n_grid' must hold {M} counts in "
-                          f"0..{grid.shape[1]}.", "Fix 'n_grid'.")
-            X = Xraw * LENGTH_UNITS[lu]
-            grid = grid * LENGTH_UNITS[gu]
-            esp = esp * ESP_UNITS[eu]
-            qfile = None
-            for key in ("total_charge", "charge", "net_charge"):
-                if key in g:
-                    qfile = np.asarray(g[key][()], float).reshape(-1)
-                    qfile = np.broadcast_to(qfile, (M,)) if qfile.size == 1 else qfile
-                    notes.add(f"net charge from '{key}'")
-                    break
-            if qfile is None and "smiles" in g:
-                s = g["smiles"][()]
-                s = s[0] if np.ndim(s) else s
-                s = s.decode() if isinstance(s, bytes) else str(s)
-                fc = _formal_charge_from_smiles(s)
-                if fc is not None:
-                    qfile = np.full(M, float(fc))
-                    notes.add("net charge from the SMILES formal charges")
-            mono = None
-            empty = [k for k in ("mbis_charges", "scf_dipole")
-                     if k in g and np.asarray(g[k][()]).size == 0]
-            for k in empty:
-                notes.add(f"WARN:group {gname!r}: '{k}' is empty (shape "
-                          f"{np.asarray(g[k][()]).shape}); treated as missing")
-            if "mbis_charges" in g and "mbis_charges" not in empty:
-                mq = np.asarray(g["mbis_charges"][()], float)
-                if mq.size % (M * len(Z)):
-                    raise err(path, f"group {gname!r}: 'mbis_charges' has shape {mq.shape}, "
-                              f"expected (M, {len(Z)}) or (M, {len(Z)}, 1) for {M} "
-                              "conformations.", "Fix or delete 'mbis_charges'.")
-                mono = mq.reshape(M, len(Z), -1)[..., 0]
-                notes.add("'mbis_charges' used as reference charges ('mono')")
-            dip = None
-            if "scf_dipole" in g and "scf_dipole" not in empty:
-                dip = np.asarray(g["scf_dipole"][()], float).reshape(M, 3) * EBOHR_TO_EANGSTROM
-                notes.add("'scf_dipole' (e·Bohr) used as dipole, origin taken as the centre "
-                          "of mass")
-            for c in range(M):
-                k = int(ng[c])
-                if qfile is not None:
-                    q = float(qfile[c])
-                elif mono is not None and abs(mono[c].sum() - round(mono[c].sum())) < 0.1:
-                    q = float(round(mono[c].sum()))
-                    notes.add("net charge from the rounded sum of 'mbis_charges'")
-                elif options.net_charge is not None:
-                    q = float(options.net_charge)
-                    notes.add("net charge from --net-charge")
-                else:
-                    q = net_charge_from_esp(Z, X[c], grid[c, :k], esp[c, :k], path, rep,
-                                            len(mols), f"group {gname!r}")
-                if abs(q - round(q)) > 1e-3:
-                    raise err(path, f"group {gname!r}: net charge {q} of conformation {c} "
-                              "is not an integer.", "Give the total charge in e.")
-                m = {"Z": Z, "R": X[c], "grid": grid[c, :k], "esp": esp[c, :k],
-                     "net_charge": float(round(q)) + 0.0, "name": gname,
-                     "mono": None if mono is None else mono[c],
-                     "dipole": None if dip is None else dip[c]}
-                if dip is not None and m["net_charge"] != 0:
-                    notes.add("WARN:dipoles of ions have an unknown origin in this layout")
-                mols.append(m)
+            else:
+                mols.extend(got)
     if not mols:
         raise err(path, f"none of its {len(skipped)} molecule groups holds ESP data "
                   f"('{_ESP_KEYS[0]}' + '{_GRID_KEYS[0]}'); the SPICE dataset itself has no "
@@ -261,6 +165,122 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
                  "metrics are off for these molecules.")
     rep.note(f"formulas: {', '.join(sorted({formula(m['Z']) for m in mols}))}.")
     return build_dataset(mols, path, rep), rep.lines
+
+
+
+def _group_molecules(g, gname, path, options, rep, notes, n_before: int):
+    """The conformations of one SPICE-like group as molecule dicts for
+    :func:`~dcmnet.data.readers.base.build_dataset`; ``None`` for a group without ESP data.
+    Units: the group's ``units`` attributes unless ``options`` override them."""
+    ek = next((k for k in _ESP_KEYS if k in g), None)
+    gk = next((k for k in _GRID_KEYS if k in g), None)
+    if ek is None or gk is None:
+        return None
+    if "conformations" not in g:
+        raise err(path, f"group {gname!r} has no 'conformations'.",
+                  "Store positions as conformations (M, N, 3).")
+    Z = np.asarray(g["atomic_numbers"][()], int).reshape(-1)
+    Xraw = np.asarray(g["conformations"][()], float)
+    if Xraw.ndim == 2:
+        Xraw = Xraw[None]
+    M = Xraw.shape[0]
+    if Xraw.shape[1:] != (len(Z), 3):
+        raise err(path, f"group {gname!r}: 'conformations' has shape {Xraw.shape}, "
+                  f"expected (M, {len(Z)}, 3).", "Match 'atomic_numbers'.")
+    lu = _attr_unit(g["conformations"], "bohr", "length", path, f"{gname}/conformations")
+    gu = _attr_unit(g[gk], lu, "length", path, f"{gname}/{gk}")
+    eu = _attr_unit(g[ek], "hartree", "esp", path, f"{gname}/{ek}")
+    if options.length_unit is not None:
+        lu = gu = options.length_unit
+    if options.esp_unit is not None:
+        eu = options.esp_unit
+    notes.add(f"positions {UNIT_LABEL[lu]}, grid {UNIT_LABEL[gu]}, ESP "
+              f"{UNIT_LABEL[eu]}")
+    grid = np.asarray(g[gk][()], float)
+    esp = np.asarray(g[ek][()], float)
+    if grid.ndim == 2:
+        grid = grid[None]
+    if esp.ndim == 1:
+        esp = esp[None]
+    if grid.shape[0] != M or esp.shape[0] != M or grid.shape[1] != esp.shape[1] \
+            or grid.shape[2:] != (3,):
+        raise err(path, f"group {gname!r}: '{gk}' {grid.shape} and '{ek}' {esp.shape} "
+                  f"do not match {M} conformations (expected (M, G, 3) and (M, G)).",
+                  "Store one row of points and values per conformation.")
+    ng = (np.asarray(g["n_grid"][()], int).reshape(-1) if "n_grid" in g
+          else np.full(M, grid.shape[1]))
+    if ng.shape != (M,) or (ng < 0).any() or (ng > grid.shape[1]).any():
+        raise err(path, f"group {gname!r}: 'n_grid' must hold {M} counts in "
+                  f"0..{grid.shape[1]}.", "Fix 'n_grid'.")
+    X = Xraw * LENGTH_UNITS[lu]
+    grid = grid * LENGTH_UNITS[gu]
+    esp = esp * ESP_UNITS[eu]
+    qfile = None
+    for key in ("total_charge", "charge", "net_charge"):
+        if key in g:
+            qfile = np.asarray(g[key][()], float).reshape(-1)
+            qfile = np.broadcast_to(qfile, (M,)) if qfile.size == 1 else qfile
+            notes.add(f"net charge from '{key}'")
+            break
+    if qfile is None and "smiles" in g:
+        s = g["smiles"][()]
+        s = s[0] if np.ndim(s) else s
+        s = s.decode() if isinstance(s, bytes) else str(s)
+        fc = _formal_charge_from_smiles(s)
+        if fc is not None:
+            qfile = np.full(M, float(fc))
+            notes.add("net charge from the SMILES formal charges")
+    return _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, ng,
+                       qfile, M)
+
+
+def _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, ng, qfile, M):
+    """One molecule dict per conformation of group ``gname``: reference charges and dipoles,
+    the net charge (file, rounded 'mbis_charges' sum, --net-charge, or the ESP)."""
+    mols = []
+    mono = None
+    empty = [k for k in ("mbis_charges", "scf_dipole")
+             if k in g and np.asarray(g[k][()]).size == 0]
+    for k in empty:
+        notes.add(f"WARN:group {gname!r}: '{k}' is empty (shape "
+                  f"{np.asarray(g[k][()]).shape}); treated as missing")
+    if "mbis_charges" in g and "mbis_charges" not in empty:
+        mq = np.asarray(g["mbis_charges"][()], float)
+        if mq.size % (M * len(Z)):
+            raise err(path, f"group {gname!r}: 'mbis_charges' has shape {mq.shape}, "
+                      f"expected (M, {len(Z)}) or (M, {len(Z)}, 1) for {M} "
+                      "conformations.", "Fix or delete 'mbis_charges'.")
+        mono = mq.reshape(M, len(Z), -1)[..., 0]
+        notes.add("'mbis_charges' used as reference charges ('mono')")
+    dip = None
+    if "scf_dipole" in g and "scf_dipole" not in empty:
+        dip = np.asarray(g["scf_dipole"][()], float).reshape(M, 3) * EBOHR_TO_EANGSTROM
+        notes.add("'scf_dipole' (e·Bohr) used as dipole, origin taken as the centre "
+                  "of mass")
+    for c in range(M):
+        k = int(ng[c])
+        if qfile is not None:
+            q = float(qfile[c])
+        elif mono is not None and abs(mono[c].sum() - round(mono[c].sum())) < 0.1:
+            q = float(round(mono[c].sum()))
+            notes.add("net charge from the rounded sum of 'mbis_charges'")
+        elif options.net_charge is not None:
+            q = float(options.net_charge)
+            notes.add("net charge from --net-charge")
+        else:
+            q = net_charge_from_esp(Z, X[c], grid[c, :k], esp[c, :k], path, rep,
+                                    n_before + len(mols), f"group {gname!r}")
+        if abs(q - round(q)) > 1e-3:
+            raise err(path, f"group {gname!r}: net charge {q} of conformation {c} "
+                      "is not an integer.", "Give the total charge in e.")
+        m = {"Z": Z, "R": X[c], "grid": grid[c, :k], "esp": esp[c, :k],
+             "net_charge": float(round(q)) + 0.0, "name": gname,
+             "mono": None if mono is None else mono[c],
+             "dipole": None if dip is None else dip[c]}
+        if dip is not None and m["net_charge"] != 0:
+            notes.add("WARN:dipoles of ions have an unknown origin in this layout")
+        mols.append(m)
+    return mols
 
 
 def write_hdf5(data, path) -> Path:
