@@ -227,7 +227,26 @@ def plan(paths: Iterable) -> tuple[list[Job], list[tuple[Path, str]], list[str]]
         ``(path, message)`` for files that cannot be used (all of them, not only the
         first); ``notes`` for files that were skipped or used as companions.
     """
-    entries = expand(paths)
+    kinds, explicit, errors, notes = _sniff_all(expand(paths))
+    geoms = [(p, k) for p, k in kinds.items() if k in _GEOMETRY_KINDS]
+    used: set[Path] = set()
+    dens_for, potentials = _pair_densities(kinds, errors, used)
+    grids = [p for p, k in kinds.items() if k == "psi4_grid"]
+    sibling = _siblings(kinds, geoms, grids, dens_for)
+    jobs: list[Job] = []
+    for p, k in list(kinds.items()):
+        if KINDS[k][1] != "data" or (k == "cube" and p not in potentials):
+            continue
+        job = _job(p, k, kinds, sibling, grids, geoms, dens_for, used, errors)
+        if job is not None:
+            jobs.append(job)
+    _leftover_notes(kinds, explicit, grids, used, sibling, jobs, errors, notes)
+    return jobs, errors, notes
+
+
+def _sniff_all(entries):
+    """``(kinds, explicit, errors, notes)``: the format of every file (an unrecognised file
+    is an error when given by name, a note when found in a folder)."""
     kinds: dict[Path, str] = {}
     errors: list[tuple[Path, str]] = []
     notes: list[str] = []
@@ -243,9 +262,12 @@ def plan(paths: Iterable) -> tuple[list[Job], list[tuple[Path, str]], list[str]]
                 errors.append((p, str(exc)))
             else:
                 notes.append(f"{p}: skipped (not a recognised ESP file).")
-    geoms = [(p, k) for p, k in kinds.items() if k in _GEOMETRY_KINDS]
-    used: set[Path] = set()
-    jobs: list[Job] = []
+    return kinds, explicit, errors, notes
+
+
+def _pair_densities(kinds, errors, used):
+    """``(dens_for, potentials)``: each electron-density cube paired with the potential cube
+    of the same molecule (same grid and atoms; nearest folder, longest common name)."""
     densities = [p for p, k in kinds.items() if k == "cube_density"]
     potentials = [p for p, k in kinds.items() if k == "cube"]
     dens_for: dict[Path, Path] = {}
@@ -271,7 +293,12 @@ def plan(paths: Iterable) -> tuple[list[Job], list[tuple[Path, str]], list[str]]
                                "the same molecule. Give the potential cube too (the density "
                                "only serves to check the net charge)."))
         potentials = [c for c in potentials if c in parsed]
-    grids = [p for p, k in kinds.items() if k == "psi4_grid"]
+    return dens_for, potentials
+
+
+def _siblings(kinds, geoms, grids, dens_for) -> dict:
+    """Companions found next to data files but not given (geometries, psi4 grids, density
+    cubes); ``geoms``, ``grids`` and ``dens_for`` are extended in place."""
     sib_cache: dict = {}
     sibling: dict[Path, str] = {}  # companions found next to data files, not given
     for p, k in list(kinds.items()):
@@ -294,37 +321,41 @@ def plan(paths: Iterable) -> tuple[list[Job], list[tuple[Path, str]], list[str]]
                         pass
                 if kq in _GEOMETRY_KINDS or kq == "cube_density":
                     sibling.setdefault(q, kq)
-    for p, k in list(kinds.items()):
-        role = KINDS[k][1]
-        if role != "data":
-            continue
-        if k == "cube" and p not in potentials:
-            continue
-        job = Job(k, p)
-        if k == "cube":
-            job.companions["density"] = dens_for.get(p)
-        if k == "psi4_esp":
-            name = p.name
-            cand = None
-            if name.endswith("_esp" + p.suffix):
-                cand = p.with_name(name[: -len("_esp" + p.suffix)] + p.suffix)
-            gm = cand if (kinds.get(cand) or sibling.get(cand)) == "psi4_grid" else None
-            if gm is None:
-                same = [g for g in grids if g.parent == p.parent and g not in used]
-                gm = same[0] if len(same) == 1 else None
-            if gm is None:
-                errors.append((p, f"{p}: ESP values without their points: psi4's "
-                               "grid_esp.dat needs the grid.dat it was computed on (same "
-                               "folder)."))
-                continue
-            job.companions["grid"] = gm
-            used.add(gm)
-        if k in _GEOMETRY_FOR:
-            g = _pick_geometry(p, geoms, _GEOMETRY_FOR[k])
-            job.companions["geometry"] = g
-            if g is not None:
-                used.add(g)
-        jobs.append(job)
+    return sibling
+
+
+def _job(p, k, kinds, sibling, grids, geoms, dens_for, used, errors):
+    """The :class:`Job` of data file ``p`` with its companions; ``None`` (and an error) for
+    psi4 values without their grid."""
+    job = Job(k, p)
+    if k == "cube":
+        job.companions["density"] = dens_for.get(p)
+    if k == "psi4_esp":
+        name = p.name
+        cand = None
+        if name.endswith("_esp" + p.suffix):
+            cand = p.with_name(name[: -len("_esp" + p.suffix)] + p.suffix)
+        gm = cand if (kinds.get(cand) or sibling.get(cand)) == "psi4_grid" else None
+        if gm is None:
+            same = [g for g in grids if g.parent == p.parent and g not in used]
+            gm = same[0] if len(same) == 1 else None
+        if gm is None:
+            errors.append((p, f"{p}: ESP values without their points: psi4's "
+                           "grid_esp.dat needs the grid.dat it was computed on (same "
+                           "folder)."))
+            return None
+        job.companions["grid"] = gm
+        used.add(gm)
+    if k in _GEOMETRY_FOR:
+        g = _pick_geometry(p, geoms, _GEOMETRY_FOR[k])
+        job.companions["geometry"] = g
+        if g is not None:
+            used.add(g)
+    return job
+
+
+def _leftover_notes(kinds, explicit, grids, used, sibling, jobs, errors, notes) -> None:
+    """Errors and notes for files that were not used, and how companions were used."""
     for g in grids:
         if g not in used and g not in sibling:
             (errors.append((g, f"{g}: ESP points without ESP values: psi4 writes the values "
@@ -341,7 +372,6 @@ def plan(paths: Iterable) -> tuple[list[Job], list[tuple[Path, str]], list[str]]
                 how = " (found next to it)" if c in sibling and c not in kinds else ""
                 notes.append(f"{c}: {KINDS[kinds.get(c) or sibling[c]][0]}, used with "
                              f"{j.path.name}{how}.")
-    return jobs, errors, notes
 
 
 def read_job(job: Job, options: ReadOptions | None = None):
