@@ -97,7 +97,8 @@ def child(path: str, steps: int, batch_size: int) -> dict:
     from dcmnet.training.loss import weights_array
     from dcmnet.model import check_atomic_numbers, create_model
     from dcmnet.training.optim import make_optimizer
-    from dcmnet.training.loop import _build_steps, init_state
+    from dcmnet.training.loop import _build_steps
+    from dcmnet.training.state import init_state
 
     out = {"n": 0, "phases": {}}
     t0 = time.perf_counter()

@@ -137,7 +137,7 @@ def test_fallbacks_and_refusal(tiny_model):
     moved = _sites(ctx, co.positions @ rot.T, N)
     np.testing.assert_allclose(moved, exp.prediction.positions.reshape(-1, 3) @ rot.T,
                                atol=1e-4)
-    from dcmnet.fileio.tables import frames
+    from dcmnet.export import frames
     pred = exp.prediction
     pred.positions = pred.positions + np.array([0.05, 0.0, 0.0])
     with pytest.raises(DataError, match="linear"):

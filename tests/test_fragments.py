@@ -10,7 +10,8 @@ from ase import Atoms
 from dcmnet.errors import DataError
 from dcmnet.fragments import constrain_fragment_charges
 from dcmnet.model import create_model
-from dcmnet.inference.predict import Predictor, read_structures
+from dcmnet.inference.predict import Predictor
+from dcmnet.inference.structures import read_structures
 
 WATER = (np.array([8, 1, 1]), np.array([[0.0, 0.0, 0.0], [0.757, 0.586, 0.0],
                                           [-0.757, 0.586, 0.0]]))

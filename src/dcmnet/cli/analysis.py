@@ -134,8 +134,8 @@ def run_analyze(args) -> int:
     res.data_source = what
     if args.fit_dcm:                  # the limit rides in the summary (best_analysis.json)
         from dcmnet.config import ExperimentConfig
-        from dcmnet.evaluate import fitted_dcm_summary
-        from dcmnet.experiment import CONFIG_NAME
+        from dcmnet.training.evaluate import fitted_dcm_summary
+        from dcmnet.training.experiment import CONFIG_NAME
 
         m = ExperimentConfig.load(exp / CONFIG_NAME).model.max_displacement
         fd = fitted_dcm_summary(data, res.per_molecule["dcmnet_esp_rmse"], res.n_dcm, m,

@@ -93,7 +93,7 @@ class Predictor:
 
         ``frags``: per structure None or ``(labels (N,), charges (n_fragments,))``; when any
         is given the batch carries ``fragment`` / ``fragment_charge`` (see
-        :func:`dcmnet.loss.predict`)."""
+        :func:`dcmnet.training.loss.predict`)."""
         import jax
 
         n = len(Zs)
