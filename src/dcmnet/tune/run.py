@@ -88,15 +88,56 @@ def run_study(study_name: str, *, n_trials: int = 20, study_dir=None, data_files
         raise ConfigError(f"study name {study_name!r} must be a plain name.")
     study_dir = Path(study_dir or Path("studies") / study_name).resolve()
 
-    if search_space is None:
-        space = default_search_space()
-    elif isinstance(search_space, SearchSpace):
-        space = search_space
-    elif isinstance(search_space, dict):
-        space = parse_search_space(search_space)
-    else:
-        space = load_search_space(search_space)
+    space = _space_of(search_space)
+    settings, space = _trial_settings(overrides, num_epochs, data_files, space, console)
+    url = _storage_url(study_dir, storage)
+    _check_study_folder(study_dir, study_name)
+    study = open_study(study_name, study_dir, storage, heartbeat_interval=heartbeat_interval,
+                       grace_period=grace_period, prune=prune,
+                       pruner_startup_trials=pruner_startup_trials,
+                       pruner_warmup_epochs=pruner_warmup_epochs, seed=seed)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    _record(study, study_dir, study_name, url, space, settings, console)
 
+    _fail_stale(optuna, study)
+    from optuna.trial import TrialState
+    finished = count_finished(study)
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    remaining = int(n_trials) - finished
+    console.print(f"study [bold]{study_name}[/] in {_redact(url)}: {finished} finished"
+                  f"{f', {running} running elsewhere' if running else ''}; "
+                  f"{max(remaining, 0)} to run ({int(n_trials)} wanted), {num_epochs} epochs "
+                  f"each; searching {', '.join(space.searched) or 'nothing'}; ESP RMSE "
+                  "in kcal/(mol·e)", highlight=False, soft_wrap=True)
+    if remaining > 0:
+        objective = make_objective(space, settings, study_dir / "trials", console=console)
+        stop = optuna.study.MaxTrialsCallback(int(n_trials),
+                                              states=(TrialState.COMPLETE, TrialState.PRUNED))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[stop],
+                           gc_after_trial=True)
+    _fail_stale(optuna, study)
+    files = summarize_study(study, study_dir, console=console, plots=plots)
+    return StudyResult(study=study, study_dir=study_dir, n_finished=count_finished(study),
+                       best_config_path=files.get("best_config"), files=files)
+
+
+def _space_of(search_space) -> SearchSpace:
+    """The :class:`SearchSpace` of ``run_study``'s argument (None: the default space)."""
+    if search_space is None:
+        return default_search_space()
+    elif isinstance(search_space, SearchSpace):
+        return search_space
+    elif isinstance(search_space, dict):
+        return parse_search_space(search_space)
+    else:
+        return load_search_space(search_space)
+
+
+def _trial_settings(overrides, num_epochs, data_files, space, console):
+    """``(settings, space)``: the fixed settings of every trial, checked; searched names
+    that a flag fixes leave the space."""
     settings = dict(overrides)
     for bad in ("name", "output_dir"):
         if bad in settings:
@@ -115,14 +156,12 @@ def run_study(study_name: str, *, n_trials: int = 20, study_dir=None, data_files
         console.print("fixed by their flags, not searched: " + ", ".join(
             f"{n}={settings[n]}" for n in fixed_by_flag), highlight=False)
         space = space.without(fixed_by_flag)
+    return settings, space
 
-    url = _storage_url(study_dir, storage)
-    _check_study_folder(study_dir, study_name)
-    study = open_study(study_name, study_dir, storage, heartbeat_interval=heartbeat_interval,
-                       grace_period=grace_period, prune=prune,
-                       pruner_startup_trials=pruner_startup_trials,
-                       pruner_warmup_epochs=pruner_warmup_epochs, seed=seed)
-    study_dir.mkdir(parents=True, exist_ok=True)
+
+def _record(study, study_dir, study_name, url, space, settings, console) -> None:
+    """The study's search space and fixed settings, in its user attributes and study.json
+    (a note when they differ from the ones it was started with)."""
     record = {"study_name": study_name, "storage": _redact(url),
               "search_space": space.to_dict(), "fixed_settings": settings}
     old = study.user_attrs.get("dcmnet")
@@ -133,29 +172,9 @@ def run_study(study_name: str, *, n_trials: int = 20, study_dir=None, data_files
     study.set_user_attr("dcmnet", record)
     atomic_write_json(study_dir / "study.json", record)
 
+
+def _fail_stale(optuna, study) -> None:
+    """Mark trials whose worker stopped sending heartbeats as failed (quietly)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)
-    from optuna.trial import TrialState
-    finished = count_finished(study)
-    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    remaining = int(n_trials) - finished
-    console.print(f"study [bold]{study_name}[/] in {_redact(url)}: {finished} finished"
-                  f"{f', {running} running elsewhere' if running else ''}; "
-                  f"{max(remaining, 0)} to run ({int(n_trials)} wanted), {num_epochs} epochs "
-                  f"each; searching {', '.join(space.searched) or 'nothing'}; ESP RMSE "
-                  "in kcal/(mol·e)", highlight=False, soft_wrap=True)
-    if remaining > 0:
-        objective = make_objective(space, settings, study_dir / "trials", console=console)
-        stop = optuna.study.MaxTrialsCallback(int(n_trials),
-                                              states=(TrialState.COMPLETE, TrialState.PRUNED))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-            study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[stop],
-                           gc_after_trial=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)
-    files = summarize_study(study, study_dir, console=console, plots=plots)
-    return StudyResult(study=study, study_dir=study_dir, n_finished=count_finished(study),
-                       best_config_path=files.get("best_config"), files=files)
