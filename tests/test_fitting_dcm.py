@@ -76,7 +76,7 @@ def test_padding_invariance(small):
 
 
 def test_cli_writes_json_and_csv(small_npz, tmp_path):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     out = tmp_path / "fd"
     assert main(["fit-dcm", str(small_npz), "--n-dcm", "2", "--steps", "20",
@@ -101,14 +101,14 @@ def test_cli_writes_json_and_csv(small_npz, tmp_path):
     (["--max-displacement", "0"], "max_displacement must be > 0"),
 ])
 def test_cli_bad_options(small_npz, capsys, argv, words):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     assert main(["fit-dcm", str(small_npz), *argv]) == 2
     assert words in capsys.readouterr().err
 
 
 def test_cli_missing_file(tmp_path, capsys):
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     missing = tmp_path / "nope.npz"
     assert main(["fit-dcm", str(missing), "--out", str(tmp_path / "o")]) == 2
@@ -118,7 +118,7 @@ def test_cli_missing_file(tmp_path, capsys):
 def test_analyze_and_evaluate_report_the_ratio_to_the_limit(tiny_experiment, tmp_path, small):
     import shutil
 
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
     from dcmnet.training.evaluate import evaluate_model
     from dcmnet.training.experiment import load_experiment
 

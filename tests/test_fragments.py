@@ -122,7 +122,7 @@ def test_cli_fragment_charges(tiny_experiment, tmp_path, capsys):
 
     from ase.io import write
 
-    from dcmnet.cli import main
+    from dcmnet.cli.main import main
 
     path = tmp_path / "pair.extxyz"
     write(path, _water_and_sodium())
