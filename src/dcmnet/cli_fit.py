@@ -7,7 +7,9 @@ from __future__ import annotations
 
 def add_parsers(sub) -> None:
     """Register ``fit-dcm``."""
-    from dcmnet.fitting_dcm import DEFAULT_MAX_DISPLACEMENT, DEFAULT_STEPS
+    from dcmnet.config import FIT_DCM_STEPS as DEFAULT_STEPS, ModelConfig
+
+    DEFAULT_MAX_DISPLACEMENT = ModelConfig().max_displacement
 
     p = sub.add_parser(
         "fit-dcm", help="the fitted-DCM limit: charges and sites fitted to each conformer's ESP",
