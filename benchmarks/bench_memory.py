@@ -141,7 +141,7 @@ def child(path: str, steps: int, batch_size: int) -> dict:
     # alternate blocks of 10 steps with and without loading: a changing machine load
     # (other jobs) then affects both alike
     for s in range(0, steps, 10):
-        for name, src in (("train", loading), ("compute only", iter(cached[s % 16:] * 2))):
+        for name, src in (("train", loading), ("compute only", itertools.cycle(cached))):
             t = time.perf_counter()
             for _ in range(min(10, steps - s)):
                 state, loss, _ = train_step(state, next(src), weights)

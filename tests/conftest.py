@@ -41,12 +41,16 @@ def tiny_experiment(tmp_path_factory, small_npz):
     return exp_dir
 
 
-@pytest.fixture(scope="module")
-def jax_compile_cache(tmp_path_factory):
-    """JAX's persistent compilation cache for the using module only (docs and example
-    tests, ``pytestmark = pytest.mark.usefixtures("jax_compile_cache")``): the tiny trainings compile
-    the same small programs again and again; sharing them saves most of the test time and
-    changes no result. Restored (off) afterwards."""
+@pytest.fixture(scope="session", autouse=True)
+def _session_compile_cache(tmp_path_factory):
+    """JAX's persistent compilation cache for the whole test session (a fresh, empty folder
+    in the pytest temp folder): the many tiny trainings, predictions and exports compile the
+    same small programs again and again (new model objects, new processes); sharing the
+    compiled programs saves most of the test time and changes no result (the same program
+    is compiled the same way). Exported through ``JAX_COMPILATION_CACHE_DIR`` too, so the
+    ``python -m dcmnet`` subprocesses of the kill/resume tests share it. Restored at the end."""
+    import os
+
     import jax
     try:
         from jax._src import compilation_cache
@@ -54,12 +58,28 @@ def jax_compile_cache(tmp_path_factory):
         yield None
         return
     path = tmp_path_factory.getbasetemp() / "jax_compile_cache"
-    old = {k: getattr(jax.config, k) for k in (
-        "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
+    keys = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    old = {k: getattr(jax.config, k) for k in keys}
+    env = {"JAX_COMPILATION_CACHE_DIR": str(path),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     compilation_cache.reset_cache()
     yield path
     for k, v in old.items():
         jax.config.update(k, v)
+    for k, v in old_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def jax_compile_cache(_session_compile_cache):
+    """The session's persistent compilation cache folder (None without it); modules that
+    start processes of their own (the notebook kernel) pass it on."""
+    return _session_compile_cache

@@ -295,9 +295,10 @@ def test_distant_fragments_are_detected_and_warned(tmp_path):
 def test_train_output_compact_lines_tables_on_stdout_ema_said(tmp_path, small_npz, capsys):
     import warnings as _w
     from dcmnet.cli.main import main
-    tiny = ["--n-dcm", "1", "--features", "8", "--max-degree", "1", "--num-iterations", "1",
-            "--num-basis-functions", "8", "--batch-size", "8", "--no-progress",
-            "--num-train", "10", "--num-valid", "6"]
+    # the tiny settings of the shared ``tiny_experiment`` (conftest.TINY, batch size 4): the
+    # same compiled programs, taken from the session's compilation cache
+    tiny = ["--n-dcm", "2", "--features", "8", "--max-degree", "1", "--num-iterations", "1",
+            "--num-basis-functions", "8", "--batch-size", "4", "--no-progress"]
     rc = main(["train", "--name", "t", "--output-dir", str(tmp_path / "exp"), "--data-files",
                str(small_npz), "--num-epochs", "3", "--table-every", "2"] + tiny)
     o = capsys.readouterr()

@@ -33,6 +33,11 @@ def _from_dict(cls, d: dict, where: str):
     return cls(**d)
 
 
+#: ``dcmnet fit-dcm`` (:mod:`dcmnet.fitting_dcm`): default L-BFGS iterations per conformer.
+#: Kept here (no JAX import) so the command line shows it without loading JAX.
+FIT_DCM_STEPS = 300
+
+
 @dataclasses.dataclass
 class ModelConfig:
     """DCM-net architecture (see :class:`dcmnet.model.DCMNet`).

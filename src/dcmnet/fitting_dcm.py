@@ -48,14 +48,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dcmnet.config import FIT_DCM_STEPS, ModelConfig
 from dcmnet.electrostatics import inverse_distances
 from dcmnet.errors import DataError
 from dcmnet.units import HARTREE_TO_KCAL_MOL
 
 #: Default bound on a site's distance from its atom, Å (the model's default).
-DEFAULT_MAX_DISPLACEMENT = 1.0
+DEFAULT_MAX_DISPLACEMENT = ModelConfig().max_displacement
 #: Default L-BFGS iterations per conformer.
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = FIT_DCM_STEPS
 #: Default distance of the start sites from their atom, Å.
 DEFAULT_INIT_OFFSET = 0.05
 

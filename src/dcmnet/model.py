@@ -132,6 +132,20 @@ def _is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _project_net_charge(q_raw, maskf, net_charge):
+    """Exact net charge by projection on the real atoms of each molecule.
+
+    ``q ← q − (Σq − Q)/(n_real_atoms · n_dcm)`` for (B, A, n) charges ``q_raw`` (e),
+    (B, A) float mask and (B,) net charges (e); padded atoms get 0.
+    """
+    B, A, n = q_raw.shape
+    q = q_raw * maskf[:, :, None]
+    n_sites = jnp.sum(maskf, axis=1) * n  # (B,)
+    excess = jnp.sum(q, axis=(1, 2)) - jnp.asarray(net_charge, q.dtype).reshape(B)
+    shift = jnp.where(n_sites > 0, excess / jnp.maximum(n_sites, 1.0), 0.0)
+    return (q - shift[:, None, None]) * maskf[:, :, None]
+
+
 class DCMNet(nn.Module):
     """E(3)-equivariant network predicting ``n_dcm`` charges per atom (see module docstring).
 
@@ -198,10 +212,8 @@ class DCMNet(nn.Module):
         R = jnp.asarray(R, jnp.float32)
         B, A = Z.shape
         N = B * A
-        dtype = R.dtype
-
         mask = (jnp.asarray(atom_mask) > 0) & (Z > 0)  # (B, A) bool
-        maskf = mask.astype(dtype)
+        maskf = mask.astype(R.dtype)
         Zf = Z.reshape(N).astype(jnp.int32)
         Rf = R.reshape(N, 3)
         mf = maskf.reshape(N)
@@ -246,13 +258,7 @@ class DCMNet(nn.Module):
         d = d * mf[:, None, None]
         positions = Rf[:, None, :] + d  # (N, n_dcm, 3)
 
-        # --- exact net charge by projection on the real atoms of each molecule ---------
-        q = (q_raw * mf[:, None]).reshape(B, A, self.n_dcm)
-        n_sites = jnp.sum(maskf, axis=1) * self.n_dcm  # (B,)
-        excess = jnp.sum(q, axis=(1, 2)) - jnp.asarray(net_charge, dtype).reshape(B)
-        shift = jnp.where(n_sites > 0, excess / jnp.maximum(n_sites, 1.0), 0.0)
-        charges = (q - shift[:, None, None]) * maskf[:, :, None]
-
+        charges = _project_net_charge(q_raw.reshape(B, A, self.n_dcm), maskf, net_charge)
         return charges, positions.reshape(B, A, self.n_dcm, 3)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 
 def add_parsers(sub) -> None:
-    """Register ``fit-dcm`` (the defaults of --max-displacement and --steps are
-    :data:`dcmnet.fitting_dcm.DEFAULT_MAX_DISPLACEMENT` / ``DEFAULT_STEPS``, read when the
-    command runs: that module imports JAX)."""
-    from dcmnet.config import ModelConfig
+    """Register ``fit-dcm``."""
+    from dcmnet.config import FIT_DCM_STEPS as DEFAULT_STEPS, ModelConfig
+
+    DEFAULT_MAX_DISPLACEMENT = ModelConfig().max_displacement
 
     p = sub.add_parser(
         "fit-dcm", help="the fitted-DCM limit: charges and sites fitted to each conformer's ESP",
@@ -20,12 +20,11 @@ def add_parsers(sub) -> None:
                     "overall, and writes fit_dcm.json and fit_dcm.csv (per conformer).")
     p.add_argument("files", nargs="+", metavar="DATA", help="ESP data files (any dcmnet format)")
     p.add_argument("--n-dcm", type=int, default=2, metavar="K", help="charge sites per atom")
-    p.add_argument("--max-displacement", type=float, default=None,
+    p.add_argument("--max-displacement", type=float, default=DEFAULT_MAX_DISPLACEMENT,
                    metavar="Å", help="bound on a site's distance from its atom (default: the "
-                                     f"model's, {ModelConfig.max_displacement} Å)")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="L-BFGS iterations per conformer (default: "
-                        "dcmnet.fitting_dcm.DEFAULT_STEPS)")
+                                     "model's, %(default)s Å)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                   help="L-BFGS iterations per conformer (default %(default)s)")
     p.add_argument("--max-conformers", type=int, default=None, metavar="N",
                    help="fit only the first N conformers of each molecule name (quick look)")
     p.add_argument("--batch-size", type=int, default=16, help="conformers per vmapped fit")
@@ -107,13 +106,7 @@ def run_fit_dcm(args) -> int:
     from dcmnet.data.loader import load_dataset
     from dcmnet.fileio.tables import write_csv, write_json
     from dcmnet.fileio import check_folder
-    from dcmnet.fitting_dcm import (DEFAULT_MAX_DISPLACEMENT, DEFAULT_STEPS, _check_options,
-                                    fit_dcm_dataset)
-
-    if args.max_displacement is None:
-        args.max_displacement = DEFAULT_MAX_DISPLACEMENT
-    if args.steps is None:
-        args.steps = DEFAULT_STEPS
+    from dcmnet.fitting_dcm import _check_options, fit_dcm_dataset
 
     _check_options(args.n_dcm, args.max_displacement, args.steps)
     if args.json and args.json != "-":
