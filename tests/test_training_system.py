@@ -203,7 +203,8 @@ TWO_DEVICES = textwrap.dedent("""
     from dcmnet.model import create_model
     from dcmnet.training.optim import make_optimizer
     from dcmnet.training.parallel import DataParallel
-    from dcmnet.training.loop import _build_steps, init_state
+    from dcmnet.training.loop import _build_steps
+    from dcmnet.training.state import init_state
     assert len(jax.devices()) == 2
     ds = Dataset.load(sys.argv[1])
     cfg = create_default_config("d", batch_size=4, n_dcm=2, features=8, max_degree=1,
