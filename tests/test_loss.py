@@ -92,12 +92,16 @@ def test_dummy_molecule_changes_nothing():
 
 def test_mol_mask_alone_keeps_a_molecule_out_of_the_loss():
     """Even with its grid, atoms, charges and dipole marked real, a molecule whose
-    ``mol_mask`` is 0 does not enter the loss (only the metric sums see its grid)."""
+    ``mol_mask`` is 0 does not enter the loss, nor the ESP metric sums."""
     params, batch = _batch_and_params(dummy_masks=False)
     for w, expected in (((1, 0, 0), (1.0 + 4.0) / 2), ((0, 1, 0), 0.1**2), ((0, 0, 1), 0.5**2)):
         loss, sums = _loss(weights_array(*w), params, batch)
         assert loss == pytest.approx(expected, rel=1e-3)
         assert sums["n_mol"] == 2
+        # 2 points with error 1 and 4 with error 2; the dummy's point (error 100) left out
+        assert float(sums["esp_se"]) == pytest.approx(2 * 1.0 + 4 * 4.0, rel=1e-3)
+        assert float(sums["esp_ae"]) == pytest.approx(2 * 1.0 + 4 * 2.0, rel=1e-3)
+        assert float(sums["n_points"]) == 6
 
 
 def test_missing_charges_and_dipoles_are_left_out():

@@ -70,7 +70,9 @@ def loss_and_metrics(model, params, batch: Mapping, weights: Mapping,
     gmask = batch["grid_mask"].astype(jnp.float32)
     amask = batch["atom_mask"].astype(jnp.float32)
 
-    err = (out["esp"] - batch["esp"]) * HARTREE_TO_KCAL_MOL * gmask
+    # points of dummy molecules (mol_mask 0) count nowhere: neither in the loss nor in the
+    # metric sums (make_batch zeroes their grid mask too; this keeps the sums right if not)
+    err = (out["esp"] - batch["esp"]) * HARTREE_TO_KCAL_MOL * gmask * mol[:, None]
     n_g = gmask.sum(-1)
     mse_m = (err**2).sum(-1) / jnp.maximum(n_g, 1.0)
     esp_loss = (mse_m * mol).sum() / n_mol
