@@ -164,6 +164,127 @@ def _local(R, a, b, c, s):
     return np.array([d @ ex, d @ ey, d @ ez])
 
 
+@dataclasses.dataclass
+class _Sites:
+    """The virtual sites of an export, in particle order (site ``j`` is particle ``N + j``).
+
+    ``atom_q``: (N,) charge of each atom, e (0 except merged monatomic molecules);
+    ``parent``, ``pos`` (Å), ``q`` (e): parent atom, position and charge of every site;
+    ``vsites``: ``(kind, atoms, values)`` for the ForceField XML; ``objects``: the OpenMM
+    virtual-site objects.
+    """
+
+    atom_q: list
+    parent: list = dataclasses.field(default_factory=list)
+    pos: list = dataclasses.field(default_factory=list)
+    q: list = dataclasses.field(default_factory=list)
+    vsites: list = dataclasses.field(default_factory=list)
+    objects: list = dataclasses.field(default_factory=list)
+
+
+def _virtual_sites(openmm, pred: Prediction, M: int) -> _Sites:
+    """One OpenMM virtual site per charge site: a ``LocalCoordinatesSite`` on the atom's
+    frame, or a ``TwoParticleAverageSite`` for a linear molecule; a monatomic molecule's
+    charge goes onto the atom. Raises DataError: sites a linear frame cannot express."""
+    from openmm import unit
+
+    R, q, x, mol = pred.R, pred.charges, pred.positions, pred.mol
+    n = q.shape[1]
+    out = _Sites(atom_q=[0.0] * q.shape[0])
+    for m in range(M):
+        members = np.flatnonzero(mol == m)
+        frames = {int(i): frame_atoms(R, int(i), members) for i in members}
+        linear = any(f is None for f in frames.values())
+        if linear:
+            a, b = check_linear_sites(pred, m)
+        for i in members:
+            if linear and a == b:                          # monatomic: charge on the atom
+                out.atom_q[i] += float(q[i].sum())
+                continue
+            for k in range(n):
+                s = x[i, k]
+                if linear:
+                    t = float((s - R[a]) @ (R[b] - R[a]) / np.sum((R[b] - R[a]) ** 2))
+                    vs = openmm.TwoParticleAverageSite(int(a), int(b), 1.0 - t, t)
+                    out.vsites.append(("average2", (int(a), int(b)), (1.0 - t, t)))
+                else:
+                    fb, fc = frames[int(i)]
+                    loc = _local(R, int(i), fb, fc, s)
+                    vs = openmm.LocalCoordinatesSite(
+                        int(i), fb, fc, openmm.Vec3(1, 0, 0), openmm.Vec3(-1, 1, 0),
+                        openmm.Vec3(-1, 0, 1),
+                        openmm.Vec3(*loc) * unit.angstrom)
+                    out.vsites.append(("localCoords", (int(i), fb, fc), tuple(loc)))
+                out.objects.append(vs)
+                out.parent.append(int(i))
+                out.pos.append(s)
+                out.q.append(float(q[i, k]))
+    return out
+
+
+def _system(openmm, pred: Prediction, sites: _Sites, M: int):
+    """``openmm.System``: the atoms (ASE masses), the massless sites, one ``NonbondedForce``
+    (NoCutoff, ε = 0) with every intramolecular pair excluded."""
+    from ase.data import atomic_masses
+    from openmm import unit
+
+    mol = pred.mol
+    system = openmm.System()
+    for i in range(len(pred.Z)):
+        system.addParticle(float(atomic_masses[pred.Z[i]]) * unit.dalton)
+    for vs in sites.objects:
+        system.setVirtualSite(system.addParticle(0.0), vs)
+    nb = openmm.NonbondedForce()
+    nb.setNonbondedMethod(openmm.NonbondedForce.NoCutoff)
+    for qq in sites.atom_q + sites.q:
+        nb.addParticle(qq * unit.elementary_charge, 1.0 * unit.nanometer,
+                       0.0 * unit.kilojoule_per_mole)
+    # exclusions: every pair of particles inside one molecule
+    part_mol = np.concatenate([mol, mol[np.asarray(sites.parent, int)]]) if sites.parent \
+        else mol.copy()
+    for m in range(M):
+        idx = np.flatnonzero(part_mol == m)
+        for u in range(len(idx)):
+            for v in range(u + 1, len(idx)):
+                nb.addException(int(idx[u]), int(idx[v]), 0.0, 1.0, 0.0)
+    system.addForce(nb)
+    return system
+
+
+def _topology(pred: Prediction, residue_names, site_parent, bonds):
+    """``openmm.app.Topology``: one chain, one residue per molecule, atoms then sites
+    (particle order). Returns ``(topology, atom names, site names)``."""
+    from openmm import app
+
+    mol, M = pred.mol, len(residue_names)
+    top = app.Topology()
+    chain = top.addChain()
+    residues = [top.addResidue(residue_names[m], chain) for m in range(M)]
+    names, atom_objs = [], []
+    counters: dict = {}
+    for i in range(len(pred.Z)):
+        key = (int(mol[i]), pred.symbols[i])
+        counters[key] = counters.get(key, 0) + 1
+        nm = f"{pred.symbols[i]}{counters[key]}"
+        names.append(nm)
+        atom_objs.append(top.addAtom(nm, app.Element.getByAtomicNumber(int(pred.Z[i])),
+                                     residues[mol[i]]))
+    site_names = []
+    per_atom: dict = {}
+    # OpenMM wants the atoms of a residue contiguous: with several molecules the sites
+    # (which follow all atoms) form one extra residue "DCM"
+    site_res = residues[0] if M == 1 else (top.addResidue("DCM", chain) if site_parent
+                                           else None)
+    for i in site_parent:
+        per_atom[i] = per_atom.get(i, 0) + 1
+        nm = f"{names[i]}_{per_atom[i]}"[:8]
+        site_names.append(nm)
+        top.addAtom(nm, None, site_res)
+    for (i, j) in bonds:
+        top.addBond(atom_objs[i], atom_objs[j])
+    return top, names, site_names
+
+
 def to_openmm(model, atoms, charge=None, residue_names=None) -> OpenMMExport:
     """Export the DCM-net charges of ``atoms`` (one conformation) to OpenMM.
 
@@ -182,100 +303,23 @@ def to_openmm(model, atoms, charge=None, residue_names=None) -> OpenMMExport:
         can express (see the module docstring).
     """
     openmm = require_openmm()
-    from openmm import app, unit
 
     pred = predict_structure(model, atoms, charge=charge)
-    R, q, x, mol = pred.R, pred.charges, pred.positions, pred.mol
-    N, n = q.shape
-    M = int(mol.max()) + 1
+    M = int(pred.mol.max()) + 1
     if residue_names is None:
         residue_names = [f"M{m + 1:02d}" for m in range(M)]
         if M == 1:
             residue_names = ["LIG"]
-    from ase.data import atomic_masses
-
-    system = openmm.System()
-    for i in range(N):
-        system.addParticle(float(atomic_masses[pred.Z[i]]) * unit.dalton)
-    nb = openmm.NonbondedForce()
-    nb.setNonbondedMethod(openmm.NonbondedForce.NoCutoff)
-    charges = [0.0] * N
-    site_parent, site_pos, site_q, vsites = [], [], [], []
-    for m in range(M):
-        members = np.flatnonzero(mol == m)
-        frames = {int(i): frame_atoms(R, int(i), members) for i in members}
-        linear = any(f is None for f in frames.values())
-        if linear:
-            a, b = check_linear_sites(pred, m)
-        for i in members:
-            if linear and a == b:                          # monatomic: charge on the atom
-                charges[i] += float(q[i].sum())
-                continue
-            for k in range(n):
-                s = x[i, k]
-                if linear:
-                    t = float((s - R[a]) @ (R[b] - R[a]) / np.sum((R[b] - R[a]) ** 2))
-                    vs = openmm.TwoParticleAverageSite(int(a), int(b), 1.0 - t, t)
-                    vsites.append(("average2", (int(a), int(b)), (1.0 - t, t)))
-                else:
-                    fb, fc = frames[int(i)]
-                    loc = _local(R, int(i), fb, fc, s)
-                    vs = openmm.LocalCoordinatesSite(
-                        int(i), fb, fc, openmm.Vec3(1, 0, 0), openmm.Vec3(-1, 1, 0),
-                        openmm.Vec3(-1, 0, 1),
-                        openmm.Vec3(*loc) * unit.angstrom)
-                    vsites.append(("localCoords", (int(i), fb, fc), tuple(loc)))
-                p = system.addParticle(0.0)
-                system.setVirtualSite(p, vs)
-                site_parent.append(int(i))
-                site_pos.append(s)
-                site_q.append(float(q[i, k]))
-    all_q = charges + site_q
-    for qq in all_q:
-        nb.addParticle(qq * unit.elementary_charge, 1.0 * unit.nanometer,
-                       0.0 * unit.kilojoule_per_mole)
-    # exclusions: every pair of particles inside one molecule
-    part_mol = np.concatenate([mol, mol[np.asarray(site_parent, int)]]) if site_parent \
-        else mol.copy()
-    for m in range(M):
-        idx = np.flatnonzero(part_mol == m)
-        for u in range(len(idx)):
-            for v in range(u + 1, len(idx)):
-                nb.addException(int(idx[u]), int(idx[v]), 0.0, 1.0, 0.0)
-    system.addForce(nb)
-
-    # topology: one chain, one residue per molecule; atoms then sites (particle order)
-    top = app.Topology()
-    chain = top.addChain()
-    residues = [top.addResidue(residue_names[m], chain) for m in range(M)]
-    names, atom_objs = [], []
-    counters: dict = {}
-    for i in range(N):
-        key = (int(mol[i]), pred.symbols[i])
-        counters[key] = counters.get(key, 0) + 1
-        nm = f"{pred.symbols[i]}{counters[key]}"
-        names.append(nm)
-        atom_objs.append(top.addAtom(nm, app.Element.getByAtomicNumber(int(pred.Z[i])),
-                                     residues[mol[i]]))
-    site_names = []
-    per_atom: dict = {}
-    # OpenMM wants the atoms of a residue contiguous: with several molecules the sites
-    # (which follow all atoms) form one extra residue "DCM"
-    site_res = residues[0] if M == 1 else (top.addResidue("DCM", chain) if site_parent
-                                           else None)
-    for j, i in enumerate(site_parent):
-        per_atom[i] = per_atom.get(i, 0) + 1
-        nm = f"{names[i]}_{per_atom[i]}"[:8]
-        site_names.append(nm)
-        top.addAtom(nm, None, site_res)
-    bonds = _bonds(atoms, mol)
-    for (i, j) in bonds:
-        top.addBond(atom_objs[i], atom_objs[j])
-    positions = np.concatenate([R, np.asarray(site_pos).reshape(-1, 3)])
-    xml = _forcefield_xml(pred, residue_names, names, site_names, site_parent, vsites,
-                          charges, site_q, bonds)
+    sites = _virtual_sites(openmm, pred, M)
+    system = _system(openmm, pred, sites, M)
+    bonds = _bonds(atoms, pred.mol)
+    top, names, site_names = _topology(pred, residue_names, sites.parent, bonds)
+    positions = np.concatenate([pred.R, np.asarray(sites.pos).reshape(-1, 3)])
+    xml = _forcefield_xml(pred, residue_names, names, site_names, sites.parent, sites.vsites,
+                          sites.atom_q, sites.q, bonds)
     return OpenMMExport(system=system, topology=top, positions=positions,
-                        charges=np.asarray(all_q), site_parent=np.asarray(site_parent, int),
+                        charges=np.asarray(sites.atom_q + sites.q),
+                        site_parent=np.asarray(sites.parent, int),
                         forcefield_xml=xml, prediction=pred)
 
 
