@@ -7,8 +7,21 @@ import argparse
 BOOL = argparse.BooleanOptionalAction
 
 
-def add_parsers(sub) -> None:
-    """Register ``analyze``, ``compare``, ``plot`` and ``predict``."""
+_EXPERIMENT_HELP = "experiment folder or checkpoint folder"
+
+
+def _add_source(p, data_help: str, *, many: bool = False) -> None:
+    """The arguments ``analyze``, ``compare`` and ``plot`` share: the experiment (``many``:
+    one or more), ``--data-files`` (help ``data_help``) and ``--checkpoint``."""
+    if many:
+        p.add_argument("experiments", nargs="+", help="experiment or checkpoint folders")
+    else:
+        p.add_argument("experiment", help=_EXPERIMENT_HELP)
+    p.add_argument("--data-files", nargs="+", default=None, metavar="FILE", help=data_help)
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+
+
+def _add_analyze(sub) -> None:
     a = sub.add_parser(
         "analyze", help="ESP errors by molecule, element and shell vs baselines; writes "
                         "EXP/analysis/",
@@ -17,10 +30,7 @@ def add_parsers(sub) -> None:
                     "errors, next to reference mono charges and per-molecule ESP-fitted "
                     "monopoles. Writes EXP/analysis/best_analysis.json, predictions.csv, "
                     "training_history.csv, by_element.csv, by_shell.csv.")
-    a.add_argument("experiment", help="experiment folder or checkpoint folder")
-    a.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
-                   help="data to analyse (default: the experiment's validation set)")
-    a.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    _add_source(a, "data to analyse (default: the experiment's validation set)")
     a.add_argument("--format", nargs="+", default=["json"], dest="formats",
                    choices=("json", "csv", "parquet", "pkl"),
                    help="extra report formats best_analysis.<fmt> (json always written)")
@@ -35,14 +45,13 @@ def add_parsers(sub) -> None:
                    help="L-BFGS iterations of that fit (default 300)")
     a.set_defaults(func=run_analyze)
 
+
+def _add_compare(sub) -> None:
     c = sub.add_parser("compare", help="one table row per checkpoint on the same data",
                        description="Compare checkpoints (n_dcm, parameters, ESP and dipole "
                                    "errors, inference time) on the same molecules, with the "
                                    "point-charge baselines.")
-    c.add_argument("experiments", nargs="+", help="experiment or checkpoint folders")
-    c.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
-                   help="data (default: the first experiment's validation set)")
-    c.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    _add_source(c, "data (default: the first experiment's validation set)", many=True)
     c.add_argument("--out", default=None, metavar="FILE",
                    help="also write the table (.csv, .json, .parquet or .pkl)")
     c.add_argument("--plot", default=None, metavar="FILE.png",
@@ -52,15 +61,14 @@ def add_parsers(sub) -> None:
                    help="add fitted-monopole and reference-charge rows")
     c.set_defaults(func=run_compare)
 
+
+def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="training curves, parity, error maps, charges (EXP/plots/)",
                        description="Draw the pictures of an experiment under EXP/plots/: "
                                    "training curves, and with data (default: validation set) "
                                    "ESP parity, error histogram, surface ESP maps, charge "
                                    "sites in 3D, per-element and per-shell errors.")
-    p.add_argument("experiment", help="experiment folder or checkpoint folder")
-    p.add_argument("--data-files", nargs="+", default=None, metavar="FILE",
-                   help="data (default: the experiment's validation set)")
-    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    _add_source(p, "data (default: the experiment's validation set)")
     p.add_argument("--format", nargs="+", default=["png"], dest="formats",
                    choices=("png", "pdf"), help="static formats (default png)")
     p.add_argument("--html", action=BOOL, default=None,
@@ -79,6 +87,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.set_defaults(func=run_plot)
 
+
+def _add_predict(sub) -> None:
     r = sub.add_parser("predict", help="charges, dipoles and ESPs for structure files",
                        description="Predict distributed charges for structures read with ASE "
                                    "(xyz, extxyz, sdf, pdb, ...). Writes predictions.extxyz "
@@ -86,7 +96,7 @@ def add_parsers(sub) -> None:
                                    "predictions_sites.csv, predictions_frames.csv and "
                                    "predictions.dcm (plain text: atom charge x y z per site, "
                                    "e and Å), and predictions_esp.npz with --esp.")
-    r.add_argument("experiment", help="experiment folder or checkpoint folder")
+    r.add_argument("experiment", help=_EXPERIMENT_HELP)
     r.add_argument("--structures", nargs="+", required=True, metavar="FILE",
                    help="structure files read with ASE (xyz, extxyz, sdf, pdb, ...); SDF/MOL "
                         "formal charges (M  CHG) give the net charge")
@@ -113,6 +123,12 @@ def add_parsers(sub) -> None:
     r.add_argument("--progress", action=BOOL, default=True,
                    help="show a progress bar (default on)")
     r.set_defaults(func=run_predict)
+
+
+def add_parsers(sub) -> None:
+    """Register ``analyze``, ``compare``, ``plot`` and ``predict``."""
+    for add in (_add_analyze, _add_compare, _add_plot, _add_predict):
+        add(sub)
 
 
 def _console():
