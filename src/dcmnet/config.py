@@ -3,9 +3,17 @@
 ``ModelConfig`` (architecture), ``TrainingConfig`` (optimisation) and ``ExperimentConfig``
 (name, folders, data, and the two others). ``from_dict`` refuses unknown keys with a
 message listing the valid ones, so a typo in a JSON file never passes silently.
+
+The dataclasses are the single source of every setting: each field carries its help text
+and unit in ``dataclasses.field(metadata=...)`` (keys ``help``, ``unit``, and where needed
+``default_text``, ``choices``, ``nargs``, ``metavar``; ``cli=False`` for a field that
+training records rather than reads), from which :mod:`dcmnet.cli.config_flags` builds the
+flags of ``dcmnet train`` and ``dcmnet tune``. Validation lives in the ``validate`` methods
+only; :func:`apply_overrides` (and :func:`create_default_config`) end with it.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -16,10 +24,40 @@ from dcmnet.errors import ConfigError
 from dcmnet.fileio import atomic_write_json
 
 SCHEDULE_TYPES = ("constant", "cosine", "exponential", "step")
+#: How ``split_by`` draws the validation set.
+SPLIT_BY = ("conformer", "molecule")
 #: Parameter groups ``--freeze`` can keep fixed while fine-tuning (top-level modules of
 #: :class:`dcmnet.model.DCMNet`): ``embed`` (element embedding), ``message`` (all
 #: message-passing blocks with their atom-wise updates), ``all-but-head`` (both), ``head``.
 FREEZE_GROUPS = ("embed", "message", "all-but-head", "head")
+
+#: Named sets of overrides for ``dcmnet train --preset NAME`` / ``run_training(preset=...)``
+#: (field name → value, any section). PROVISIONAL placeholder values (issue 15 fills them
+#: in): ``fast`` is the dataclass defaults, ``accurate`` only trains longer.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {},
+    "accurate": {"num_epochs": 600},
+}
+
+
+def _f(default, help: str, unit: str | None = None, **meta):
+    """A dataclass field with its command-line help (and unit) as metadata.
+
+    ``default`` may be a list (copied per instance). Extra ``meta`` keys: ``default_text``
+    (how a None/empty default reads), ``choices`` (listed in the help; checked by
+    ``validate``), ``nargs``, ``metavar``, ``cli`` (False: no flag).
+    """
+    meta = {"help": help, "unit": unit, **meta}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _presets_help() -> str:
+    parts = [f"{k}: " + (", ".join(f"{n}={v}" for n, v in o.items()) or "the defaults")
+             for k, o in PRESETS.items()]
+    return ("named set of settings, PROVISIONAL values (" + "; ".join(parts) + "); "
+            "explicit flags override it")
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -53,14 +91,14 @@ class ModelConfig:
         max_displacement: bound on a charge's distance from its atom, Å.
     """
 
-    n_dcm: int = 2
-    features: int = 32
-    max_degree: int = 2
-    num_iterations: int = 2
-    num_basis_functions: int = 16
-    cutoff: float = 4.0
-    max_atomic_number: int = 18
-    max_displacement: float = 1.0
+    n_dcm: int = _f(2, "distributed charges per atom")
+    features: int = _f(32, "feature channels per irrep degree")
+    max_degree: int = _f(2, "highest spherical-harmonic degree of the features (≥ 1)")
+    num_iterations: int = _f(2, "message-passing blocks")
+    num_basis_functions: int = _f(16, "radial basis functions")
+    cutoff: float = _f(4.0, "message-passing cutoff radius", "Å")
+    max_atomic_number: int = _f(18, "largest element (atomic number) the model embeds")
+    max_displacement: float = _f(1.0, "max. distance of a charge from its atom", "Å")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for values the model cannot use."""
@@ -84,27 +122,28 @@ class TrainingConfig:
     Schedules count optimizer updates (after gradient accumulation), not micro-batches.
     """
 
-    num_epochs: int = 200
-    batch_size: int = 16
-    learning_rate: float = 5e-3
-    gradient_accumulation_steps: int = 1
-    esp_w: float = 1.0
-    chg_w: float = 0.0
-    dipole_w: float = 0.0
-    use_grad_clip: bool = True
-    grad_clip_norm: float = 2.0
-    use_lr_schedule: bool = True
-    lr_schedule_type: str = "cosine"
-    warmup_epochs: int = 2
-    min_lr_factor: float = 0.05
-    decay_rate: float = 0.1
-    step_every_epochs: int = 0
-    use_ema: bool = True
-    ema_decay: float = 0.99
-    save_every_n_epochs: int = 10
-    keep_checkpoints: int = 3
-    esp_chunk_size: int = 0
-    data_parallel: bool = True
+    num_epochs: int = _f(200, "epochs (the schedule spans them)")
+    batch_size: int = _f(16, "molecules per micro-batch")
+    learning_rate: float = _f(5e-3, "peak learning rate")
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer update")
+    esp_w: float = _f(1.0, "weight of the ESP loss", "per (kcal/(mol·e))²")
+    chg_w: float = _f(0.0, "weight of the atomic-charge loss vs 'mono'", "per e²")
+    dipole_w: float = _f(0.0, "weight of the dipole loss", "per D²")
+    use_grad_clip: bool = _f(True, "clip gradients by global norm")
+    grad_clip_norm: float = _f(2.0, "global gradient-norm clip")
+    use_lr_schedule: bool = _f(True, "use the learning-rate schedule (off: constant rate)")
+    lr_schedule_type: str = _f("cosine", "learning-rate schedule", choices=SCHEDULE_TYPES)
+    warmup_epochs: int = _f(2, "linear warmup", "epochs")
+    min_lr_factor: float = _f(0.05, "floor of the schedule as a fraction of the peak")
+    decay_rate: float = _f(0.1, "decay factor of the exponential and step schedules")
+    step_every_epochs: int = _f(0, "step schedule: multiply by --decay-rate every N epochs "
+                                   "(0: a third of the run)", "epochs")
+    use_ema: bool = _f(True, "validate and save EMA parameters")
+    ema_decay: float = _f(0.99, "EMA decay of the parameters used for validation")
+    save_every_n_epochs: int = _f(10, "periodic checkpoint interval (0: none)", "epochs")
+    keep_checkpoints: int = _f(3, "periodic checkpoints kept")
+    esp_chunk_size: int = _f(0, "grid points per ESP chunk, 0 = all at once")
+    data_parallel: bool = _f(True, "split each batch over all JAX devices")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for impossible values."""
@@ -143,20 +182,35 @@ class ExperimentConfig:
         freeze: parameter groups kept fixed while fine-tuning (see :data:`FREEZE_GROUPS`).
         training_elements: atomic numbers present in the training data (recorded by
             training; a fine-tuned model warns about elements its source never saw).
+        preset: the :data:`PRESETS` entry this config was built from (recorded; a config
+            that records a preset is never given its values a second time).
+
+    Units and command-line help of every field: its ``metadata``.
     """
 
-    name: str = "dcmnet"
-    output_dir: str = "experiments"
-    data_files: list = dataclasses.field(default_factory=list)
-    num_train: int | None = None
-    num_valid: int | None = None
-    split_by: str = "conformer"
-    random_seed: int = 42
+    name: str = _f("dcmnet", "experiment name; the folder is OUTPUT_DIR/NAME")
+    output_dir: str = _f("experiments", "parent folder of experiments")
+    data_files: list = _f([], "dataset files or folders in any supported format, see "
+                              "dcmnet inspect", nargs="+", metavar="FILE",
+                          default_text="the bundled data")
+    num_train: int | None = _f(None, "training molecules", default_text="all but ~10 %")
+    num_valid: int | None = _f(None, "validation molecules", default_text="~10 %")
+    split_by: str = _f("conformer", "conformer: random conformers; molecule: validate on "
+                                    "molecules never seen in training", choices=SPLIT_BY,
+                       metavar="HOW")
+    random_seed: int = _f(42, "seed of split, data order and initial parameters")
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    init_from: str | None = None
-    freeze: list = dataclasses.field(default_factory=list)
-    training_elements: list = dataclasses.field(default_factory=list)
+    init_from: str | None = _f(None, "fine-tune: start from the parameters of this "
+                                     "experiment folder, checkpoint folder or shipped model "
+                                     "(fresh optimizer, schedule, EMA)",
+                               metavar="EXP_OR_MODEL", default_text="random parameters")
+    freeze: list = _f([], "with --init-from: parameter groups kept fixed", nargs="+",
+                      metavar="GROUP", choices=FREEZE_GROUPS, default_text="none")
+    training_elements: list = _f([], "atomic numbers of the training data (recorded by "
+                                     "training)", cli=False)
+    preset: str | None = _f(None, _presets_help(), choices=tuple(PRESETS),
+                            metavar="NAME", default_text="none")
 
     @property
     def experiment_dir(self) -> Path:
@@ -167,8 +221,11 @@ class ExperimentConfig:
         """Validate all sections; raise :class:`ConfigError`."""
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ConfigError(f"experiment name {self.name!r} must be a plain folder name.")
-        if self.split_by not in ("conformer", "molecule"):
+        if self.split_by not in SPLIT_BY:
             raise ConfigError(f"split_by {self.split_by!r}: choose 'conformer' or 'molecule'.")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; choose one of "
+                              f"{', '.join(PRESETS)}.")
         if isinstance(self.freeze, str):
             self.freeze = [self.freeze]
         bad = [g for g in self.freeze if g not in FREEZE_GROUPS]
@@ -220,27 +277,72 @@ class ExperimentConfig:
         return cls.from_dict(d, where=str(path))
 
 
+def _settable(cfg: ExperimentConfig) -> dict[str, object]:
+    """Field name → the section object holding it (names are unique across sections)."""
+    out = {}
+    for obj in (cfg, cfg.model, cfg.training):
+        out.update({f.name: obj for f in dataclasses.fields(obj)
+                    if f.name not in ("model", "training")})
+    return out
+
+
+def apply_overrides(base: ExperimentConfig | None = None, name: str | None = None,
+                    **overrides) -> ExperimentConfig:
+    """A validated copy of ``base`` (default: the defaults) with overrides by field name.
+
+    Order: ``base`` < the preset named by ``overrides["preset"]`` (:data:`PRESETS`) <
+    the other ``overrides``. A preset that ``base`` already records is not applied again
+    (its values are in ``base``, perhaps changed since). ``base`` is left unchanged.
+
+    Raises:
+        ConfigError: a keyword that is no field of any section, an unknown preset, or a
+            value :meth:`ExperimentConfig.validate` refuses.
+    """
+    cfg = copy.deepcopy(base) if base is not None else ExperimentConfig()
+    where = _settable(cfg)
+    unknown = [k for k in overrides if k not in where]
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}; valid settings are "
+                          f"{', '.join(sorted(where))}.")
+    preset = overrides.pop("preset", None)
+    if preset is not None and preset != cfg.preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose one of "
+                              f"{', '.join(PRESETS)}.")
+        for key, value in PRESETS[preset].items():
+            setattr(where[key], key, copy.deepcopy(value))
+        cfg.preset = preset
+    for key, value in overrides.items():
+        setattr(where[key], key, value)
+    if name is not None:
+        cfg.name = name
+    cfg.validate()
+    return cfg
+
+
 def create_default_config(name: str = "dcmnet", **overrides) -> ExperimentConfig:
     """An :class:`ExperimentConfig` with defaults, any field of any section overridden by name.
 
-    Example: ``create_default_config("m1", n_dcm=3, num_epochs=50, learning_rate=5e-4)``.
+    Example: ``create_default_config("m1", n_dcm=3, num_epochs=50, learning_rate=5e-4)``;
+    ``preset="accurate"`` applies a :data:`PRESETS` entry beneath the other keywords.
 
     Raises:
-        ConfigError: a keyword that is no field of any section.
+        ConfigError: a keyword that is no field of any section, or an unknown preset.
     """
-    cfg = ExperimentConfig(name=name)
-    sections = {"": cfg, "model": cfg.model, "training": cfg.training}
-    for key, value in overrides.items():
-        for obj in sections.values():
-            if key in {f.name for f in dataclasses.fields(obj)}:
-                setattr(obj, key, value)
-                break
-        else:
-            valid = sorted({f.name for o in sections.values() for f in dataclasses.fields(o)}
-                           - {"model", "training"})
-            raise ConfigError(f"unknown setting {key!r}; valid settings are {', '.join(valid)}.")
-    cfg.validate()
-    return cfg
+    return apply_overrides(None, name=name, **overrides)
+
+
+def flatten_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The one flat view of a config, for logging (MLflow parameters, tables).
+
+    Returns ``{"name": ..., "model.n_dcm": 2, "training.num_epochs": 200, ...}``: the
+    experiment's own fields under their names, the sections' as ``section.field``.
+    """
+    d = cfg.to_dict()
+    flat = {k: v for k, v in d.items() if k not in ("model", "training")}
+    for section in ("model", "training"):
+        flat.update({f"{section}.{k}": v for k, v in d[section].items()})
+    return flat
 
 
 def provenance() -> dict:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 
+from dcmnet.cli.config_flags import add_config_flags, config_overrides
+
 BOOL = argparse.BooleanOptionalAction
+#: Config fields without a generated flag here: the study names and places the trial
+#: folders, ``--num-epochs`` and ``--data-files`` are tune's own (default 30 epochs), and
+#: a search sets its settings itself instead of taking a preset.
+TUNE_OWN_FIELDS = ("name", "output_dir", "num_epochs", "data_files", "preset")
 
 
 def add_parsers(sub) -> None:
     """Register ``tune``."""
-    from dcmnet.cli.train import SETTINGS, SWITCHES
-
     p = sub.add_parser(
         "tune", help="hyperparameter search (Optuna; pip install 'dcmnet[tune]')",
         description="Search hyperparameters with Optuna. Each trial is a normal experiment "
@@ -56,27 +60,13 @@ def add_parsers(sub) -> None:
                         "retried (default 4 × heartbeat interval)")
     p.add_argument("--plots", action=BOOL, default=True,
                    help="write Optuna history/importance figures (default on)")
-    for flag, typ, hlp in SETTINGS:
-        if flag in ("--output-dir", "--num-epochs"):
-            continue
-        p.add_argument(flag, type=typ, default=None, help="fixed for all trials: " + hlp)
-    for flag, hlp in SWITCHES:
-        p.add_argument(flag, action=BOOL, default=None, help="fixed for all trials: " + hlp)
+    add_config_flags(p, skip=TUNE_OWN_FIELDS, note=", fixed for all trials")
     p.set_defaults(func=run_tune)
 
 
 def _fixed(args) -> dict:
-    from dcmnet.cli.train import SETTINGS, SWITCHES
-
-    out = {}
-    for flag in [s[0] for s in SETTINGS] + [s[0] for s in SWITCHES]:
-        dest = flag[2:].replace("-", "_")
-        if flag in ("--output-dir", "--num-epochs"):
-            continue
-        v = getattr(args, dest, None)
-        if v is not None:
-            out[dest] = v
-    return out
+    """Config field → value of the config flags given: fixed for every trial."""
+    return config_overrides(args, skip=TUNE_OWN_FIELDS)
 
 
 def run_tune(args) -> int:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcmnet.config import ExperimentConfig
+from dcmnet.config import flatten_config
 
 #: Metrics shown in the per-epoch table, with their labels.
 TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
@@ -24,12 +24,8 @@ TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
                  ("q_max", "q max [e]"))
 
 
-def _flat_config(config: ExperimentConfig) -> dict:
-    d = config.to_dict()
-    flat = {k: v for k, v in d.items() if k not in ("model", "training")}
-    flat.update({f"model.{k}": v for k, v in d["model"].items()})
-    flat.update({f"training.{k}": v for k, v in d["training"].items()})
-    return flat
+#: The flat view of a config for MLflow (kept under the loop's name for it).
+_flat_config = flatten_config
 
 
 def _show_arrays(console, batch: dict, model, params) -> None:

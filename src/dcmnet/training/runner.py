@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 
-from dcmnet.config import ExperimentConfig, create_default_config, provenance
+from dcmnet.config import ExperimentConfig, apply_overrides, provenance
 from dcmnet.data.prepare import prepare_datasets  # noqa: F401  (public name)
 from dcmnet.errors import ConfigError, DataError
 from dcmnet.training.experiment import CONFIG_NAME, LOCK_NAME, SPLIT_NAME, experiment_lock
@@ -48,7 +48,9 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
 
     Args:
         name: experiment name (folder ``output_dir/name``); default the config's or "dcmnet".
-        config: a full :class:`ExperimentConfig`; keyword ``overrides`` are applied on top.
+        config: a full :class:`ExperimentConfig`; keyword ``overrides`` are applied on top
+            (:func:`dcmnet.config.apply_overrides`; ``preset="accurate"`` applies a
+            :data:`dcmnet.config.PRESETS` entry beneath the other overrides).
         restart_checkpoint: continue from this experiment/checkpoint folder.
         overwrite: delete an existing experiment of this name first.
         progress: progress bars; ``table_every``: per-epoch table interval.
@@ -64,9 +66,8 @@ def run_training(name: str | None = None, *, config: ExperimentConfig | None = N
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    base = _flatten(config) if config is not None else {}
     name = name or (config.name if config is not None else "dcmnet")
-    cfg = create_default_config(name, **{**base, **overrides})
+    cfg = apply_overrides(config, name=name, **overrides)
     exp_dir = check_folder(cfg.experiment_dir, "--output-dir / --name")
     from dcmnet.data.loader import load_dataset
 
@@ -151,10 +152,3 @@ def _run_locked(cfg: ExperimentConfig, exp_dir: Path, *, console, overwrite,
                   f"monopoles {m:.3f} kcal/(mol·e): {verdict} the point-charge baseline.")
     console.print(f"experiment folder: {exp_dir}")
     return result.params, result.best_valid_loss, exp_dir
-
-
-def _flatten(cfg: ExperimentConfig) -> dict:
-    d = {k: v for k, v in cfg.to_dict().items() if k not in ("model", "training", "name")}
-    d.update(cfg.to_dict()["model"])
-    d.update(cfg.to_dict()["training"])
-    return d
