@@ -80,15 +80,7 @@ FIT_DCM_STEPS = 300
 class ModelConfig:
     """DCM-net architecture (see :class:`dcmnet.model.DCMNet`).
 
-    Attributes:
-        n_dcm: charges per atom.
-        features: feature channels per irrep degree.
-        max_degree: highest spherical-harmonic degree of the features.
-        num_iterations: message-passing blocks.
-        num_basis_functions: radial basis functions.
-        cutoff: message-passing cutoff radius, Å.
-        max_atomic_number: largest element the embedding knows.
-        max_displacement: bound on a charge's distance from its atom, Å.
+    The fields, their units and defaults are listed below from their metadata.
     """
 
     n_dcm: int = _f(2, "distributed charges per atom")
@@ -120,6 +112,7 @@ class TrainingConfig:
     Loss = esp_w · MSE(ESP) [(kcal/(mol·e))²] + chg_w · MSE(atomic charge) [e²]
     + dipole_w · MSE(dipole) [D²]; see :mod:`dcmnet.training.loss`.
     Schedules count optimizer updates (after gradient accumulation), not micro-batches.
+    The fields, their units and defaults are listed below from their metadata.
     """
 
     num_epochs: int = _f(200, "epochs (the schedule spans them)")
@@ -168,24 +161,12 @@ class TrainingConfig:
 class ExperimentConfig:
     """A whole experiment: name, folders, data selection, model and training.
 
-    Attributes:
-        name: experiment name; the folder is ``output_dir/name``.
-        output_dir: parent folder of experiments.
-        data_files: dataset files; empty means the bundled dataset.
-        num_train / num_valid: molecules for training / validation (None: all, ~90/10).
-        split_by: ``conformer`` (random conformers) or ``molecule`` (whole molecules, by
-            name, go to validation: a test on unseen molecules).
-        random_seed: seed of the split, the data order and the initial parameters.
-        init_from: fine-tuning: start from the parameters of this experiment folder,
-            checkpoint folder or shipped model (fresh optimizer, schedule and EMA); None
-            starts from random parameters.
-        freeze: parameter groups kept fixed while fine-tuning (see :data:`FREEZE_GROUPS`).
-        training_elements: atomic numbers present in the training data (recorded by
-            training; a fine-tuned model warns about elements its source never saw).
-        preset: the :data:`PRESETS` entry this config was built from (recorded; a config
-            that records a preset is never given its values a second time).
-
-    Units and command-line help of every field: its ``metadata``.
+    ``split_by="molecule"`` sends whole molecules (by name) to validation: a test on
+    unseen molecules. ``init_from`` fine-tunes (fresh optimizer, schedule and EMA).
+    ``training_elements`` and ``preset`` are records: a fine-tuned model warns about
+    elements its source never saw, and a config that records a preset is never given its
+    values a second time (:func:`apply_overrides`). The fields, their units and defaults
+    are listed below from their metadata.
     """
 
     name: str = _f("dcmnet", "experiment name; the folder is OUTPUT_DIR/NAME")
@@ -208,7 +189,7 @@ class ExperimentConfig:
     freeze: list = _f([], "with --init-from: parameter groups kept fixed", nargs="+",
                       metavar="GROUP", choices=FREEZE_GROUPS, default_text="none")
     training_elements: list = _f([], "atomic numbers of the training data (recorded by "
-                                     "training)", cli=False)
+                                     "training)", cli=False, default_text="none")
     preset: str | None = _f(None, _presets_help(), choices=tuple(PRESETS),
                             metavar="NAME", default_text="none")
 
@@ -275,6 +256,25 @@ class ExperimentConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc}).") from exc
         return cls.from_dict(d, where=str(path))
+
+
+def _document_fields(cls) -> None:
+    """Append an ``Attributes:`` section built from the fields' metadata to ``cls.__doc__``."""
+    lines = ["", "    Attributes:"]
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        if "help" not in m:
+            continue
+        unit = f" [{m['unit']}]" if m.get("unit") else ""
+        unit += f"; one of {', '.join(m['choices'])}" if m.get("choices") else ""
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = m.get("default_text") if default in (None, []) else repr(default)
+        lines.append(f"        {f.name}: {m['help']}{unit} (default {shown}).")
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + "\n".join(lines) + "\n"
+
+
+for _cls in (ModelConfig, TrainingConfig, ExperimentConfig):
+    _document_fields(_cls)
 
 
 def _settable(cfg: ExperimentConfig) -> dict[str, object]:
