@@ -131,6 +131,80 @@ def _bonds(Z, R):
     return list(zip(i, j))
 
 
+def _element_greys(Z: np.ndarray) -> dict:
+    """Neutral grey (a matplotlib grey-level string) per element, never the charge colours."""
+    elements = sorted(set(Z.tolist()))
+    return {z: str(round(0.85 - 0.45 * k / max(len(elements) - 1, 1), 2))
+            for k, z in enumerate(elements)}
+
+
+def _draw_charges(ax, Z, R, q, x, parent, lim, grey):
+    """The matplotlib picture of :func:`plot_charges_3d` on the 3D axes ``ax``: bonds,
+    site-to-atom lines, translucent atoms with their symbols, sites coloured by charge
+    (e) and the legend. Returns the sites' scatter (for the colour bar)."""
+    from ase.data import chemical_symbols, covalent_radii
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    ax.computed_zorder = False          # draw in call order: atoms, then sites on top
+    for i, j in _bonds(Z, R):
+        ax.plot(*R[[i, j]].T, color="0.6", lw=2, zorder=1)
+    for s in range(len(q)):
+        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":", zorder=2)
+    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=900 * covalent_radii[Z],
+               c=[grey[z] for z in Z.tolist()], edgecolors="0.3", linewidths=0.8, alpha=0.25,
+               depthshade=False, zorder=3)
+    for z, r in zip(Z.tolist(), R):
+        ax.text(r[0], r[1], r[2], f"  {chemical_symbols[z]}", fontsize=8, color="0.2",
+                zorder=4)
+    sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=q, cmap=CHARGE_CMAP, norm=Normalize(-lim, lim),
+                    s=28, edgecolors="k", linewidths=0.5, depthshade=False, zorder=5)
+    _set_equal_3d(ax, np.concatenate([R, x]))
+    ax.set_xlabel("x [Å]")
+    ax.set_ylabel("y [Å]")
+    ax.set_zlabel("z [Å]")
+    ax.tick_params(labelsize=7)
+    handles = [Line2D([], [], ls="", marker="o", ms=16, mfc="0.7", mec="0.3", alpha=0.5,
+                      label="atom (grey by element, labelled)"),
+               Line2D([], [], ls="", marker="o", ms=6, mfc="#d6604d", mec="k", mew=0.5,
+                      label="charge site (colour = charge)"),
+               Line2D([], [], color="0.3", lw=0.6, ls=":", label="site → its atom")]
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8,
+              labelspacing=1.1, borderpad=0.8)
+    return sc
+
+
+def _charges_plotly(Z, R, q, x, atom_q, lim, grey, title: str):
+    """The rotatable plotly figure of :func:`plot_charges_3d` (Å, e)."""
+    from ase.data import chemical_symbols, covalent_radii
+
+    go, _ = plot_style._plotly()
+    traces = []
+    for i, j in _bonds(Z, R):
+        traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
+                                   mode="lines", line=dict(color="grey", width=6),
+                                   hoverinfo="skip", showlegend=False))
+    cols = ["rgb({0:.0f},{0:.0f},{0:.0f})".format(255 * float(grey[z])) for z in Z.tolist()]
+    traces.append(go.Scatter3d(
+        x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers+text", name="atoms",
+        text=[chemical_symbols[z] for z in Z],
+        marker=dict(size=14 * covalent_radii[Z] / 0.76, color=cols, opacity=0.5,
+                    line=dict(color="black", width=1)),
+        customdata=atom_q, hovertemplate="%{text}: atom charge %{customdata:.3f} e"))
+    traces.append(go.Scatter3d(
+        x=x[:, 0], y=x[:, 1], z=x[:, 2], mode="markers", name="charge sites",
+        marker=dict(size=5, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
+                    cmax=lim, colorbar=dict(title="site charge [e]"),
+                    line=dict(color="black", width=1)),
+        hovertemplate="q = %{marker.color:.4f} e"))
+    pf = go.Figure(traces)
+    pf.update_layout(title=title or "DCM-net charge sites",
+                     scene=dict(xaxis_title="x [Å]", yaxis_title="y [Å]",
+                                zaxis_title="z [Å]", aspectmode="data"),
+                     height=650, width=800)
+    return pf
+
+
 def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
                     formats: Sequence[str] = ("png",), dpi: int = 100, html: bool = False,
                     include_plotlyjs="cdn") -> Plot:
@@ -145,9 +219,6 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
         charges: (N, n_dcm) site charges, e; positions: (N, n_dcm, 3) site positions, Å.
         html: also write ``out.html`` (plotly, rotatable).
     """
-    from ase.data import chemical_symbols, covalent_radii
-    from matplotlib.colors import Normalize
-
     Z = np.asarray(Z)
     R = np.asarray(R, np.float64)
     q = np.asarray(charges, np.float64).reshape(-1)
@@ -155,67 +226,16 @@ def plot_charges_3d(Z, R, charges, positions, out, *, title: str = "",
     n = np.asarray(charges).shape[1]
     parent = np.repeat(np.arange(len(Z)), n)
     lim = _sym_limit(q, q=100)
+    grey = _element_greys(Z)
     fig = _figure(6.4, 5.2)
     ax = fig.add_subplot(1, 1, 1, projection="3d")
-    ax.computed_zorder = False          # draw in call order: atoms, then sites on top
-    for i, j in _bonds(Z, R):
-        ax.plot(*R[[i, j]].T, color="0.6", lw=2, zorder=1)
-    for s in range(len(q)):
-        ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":", zorder=2)
-    # atoms: neutral greys by element (never the red/blue charge colours), translucent
-    grey = {z: str(round(0.85 - 0.45 * k / max(len(set(Z.tolist())) - 1, 1), 2))
-            for k, z in enumerate(sorted(set(Z.tolist())))}
-    ax.scatter(R[:, 0], R[:, 1], R[:, 2], s=900 * covalent_radii[Z],
-               c=[grey[z] for z in Z.tolist()], edgecolors="0.3", linewidths=0.8, alpha=0.25,
-               depthshade=False, zorder=3)
-    for z, r in zip(Z.tolist(), R):
-        ax.text(r[0], r[1], r[2], f"  {chemical_symbols[z]}", fontsize=8, color="0.2",
-                zorder=4)
-    sc = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=q, cmap=CHARGE_CMAP, norm=Normalize(-lim, lim),
-                    s=28, edgecolors="k", linewidths=0.5, depthshade=False, zorder=5)
-    _set_equal_3d(ax, np.concatenate([R, x]))
-    ax.set_xlabel("x [Å]")
-    ax.set_ylabel("y [Å]")
-    ax.set_zlabel("z [Å]")
-    ax.tick_params(labelsize=7)
-    from matplotlib.lines import Line2D
-    handles = [Line2D([], [], ls="", marker="o", ms=16, mfc="0.7", mec="0.3", alpha=0.5,
-                      label="atom (grey by element, labelled)"),
-               Line2D([], [], ls="", marker="o", ms=6, mfc="#d6604d", mec="k", mew=0.5,
-                      label="charge site (colour = charge)"),
-               Line2D([], [], color="0.3", lw=0.6, ls=":", label="site → its atom")]
-    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8,
-              labelspacing=1.1, borderpad=0.8)
+    sc = _draw_charges(ax, Z, R, q, x, parent, lim, grey)
     cb = fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.12)
     cb.set_label("site charge [e]")
     ax.set_title(title or f"{len(Z)} atoms × {n} charges", fontsize=10)
     plot = _finish(fig, out, formats, dpi)
     if html:
-        go, _ = plot_style._plotly()
-        traces = []
-        for i, j in _bonds(Z, R):
-            traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
-                                       mode="lines", line=dict(color="grey", width=6),
-                                       hoverinfo="skip", showlegend=False))
-        cols = ["rgb({0:.0f},{0:.0f},{0:.0f})".format(255 * float(grey[z]))
-                for z in Z.tolist()]
-        atom_q = np.asarray(charges, np.float64).sum(1)
-        traces.append(go.Scatter3d(
-            x=R[:, 0], y=R[:, 1], z=R[:, 2], mode="markers+text", name="atoms",
-            text=[chemical_symbols[z] for z in Z],
-            marker=dict(size=14 * covalent_radii[Z] / 0.76, color=cols, opacity=0.5,
-                        line=dict(color="black", width=1)),
-            customdata=atom_q, hovertemplate="%{text}: atom charge %{customdata:.3f} e"))
-        traces.append(go.Scatter3d(
-            x=x[:, 0], y=x[:, 1], z=x[:, 2], mode="markers", name="charge sites",
-            marker=dict(size=5, color=q, colorscale="RdBu", reversescale=True, cmin=-lim,
-                        cmax=lim, colorbar=dict(title="site charge [e]"),
-                        line=dict(color="black", width=1)),
-            hovertemplate="q = %{marker.color:.4f} e"))
-        pf = go.Figure(traces)
-        pf.update_layout(title=title or "DCM-net charge sites",
-                         scene=dict(xaxis_title="x [Å]", yaxis_title="y [Å]",
-                                    zaxis_title="z [Å]", aspectmode="data"),
-                         height=650, width=800)
+        pf = _charges_plotly(Z, R, q, x, np.asarray(charges, np.float64).sum(1), lim, grey,
+                             title)
         plot.paths.append(_write_html(pf, Path(out).with_suffix(".html"), include_plotlyjs))
     return plot
