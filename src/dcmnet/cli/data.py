@@ -42,7 +42,7 @@ def _add_read_options(p) -> None:
 
 
 def _read_options(args):
-    from dcmnet.data.readers.base import ReadOptions
+    from dcmnet.data.readers.options import ReadOptions
     from dcmnet.surface import DEFAULT_SHELLS
     return ReadOptions(length_unit=args.length_unit, esp_unit=args.esp_unit,
                        net_charge=args.net_charge, cube_mode=args.cube_mode,
@@ -107,44 +107,60 @@ def describe_dataset(ds) -> list[str]:
 
 
 def run_inspect(args) -> int:
-    """Print detection report and summary of each file; exit status 2 if any file failed."""
+    """Print detection report and summary of each file; exit status 2 if any file failed.
+
+    Each file is read and checked by :func:`dcmnet.data.loader.read_file`, as for training.
+    """
     import warnings
 
-    from dcmnet.data.readers.registry import KINDS, plan, read_job
-    from dcmnet.data.sanity import apply_checks
+    from dcmnet.data.loader import plan_files, read_file
     from dcmnet.errors import DataError
 
     opts = _read_options(args)
-    jobs, errors, notes = plan(args.files)
+    jobs, errors, notes = plan_files(args.files)
     out = sys.stdout
     good = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report shows every warning
         for job in jobs:
-            print(f"== {job.path}", file=out)
-            print(f"   format: {KINDS[job.kind][0]}" + (
-                "" if not any(job.companions.values()) else " with " + ", ".join(
-                    f"{k} {v.name}" for k, v in job.companions.items() if v is not None)),
-                file=out)
+            _print_job_head(job, out)
             try:
-                ds, lines = read_job(job, opts)
-                if opts.check_units and "canonical dcmnet dataset" not in (lines or [""])[0]:
-                    apply_checks(ds, job.path, lines, opts.length_unit is not None,
-                                 opts.esp_unit is not None)
+                ds, rep = read_file(job, opts)
             except DataError as exc:
                 print(f"   ERROR: {exc}", file=out)
                 errors.append((job.path, str(exc)))
                 continue
             good.append(ds)
-            tag = job.path.name + ": "
-            for ln in lines:
-                print("   " + (ln[len(tag):] if ln.startswith(tag) else ln), file=out)
+            for row in rep.entries:
+                print("   " + row.body, file=out)
             for ln in describe_dataset(ds):
                 print("   " + ln, file=out)
-            n_warn = sum("WARNING" in ln for ln in lines)
-            print(f"   warnings: {n_warn if n_warn else 'none'}", file=out)
+            print(f"   warnings: {len(rep.warnings) or 'none'}", file=out)
     for n in notes:
         print(f"note: {n}", file=out)
+    _print_failures_and_total(jobs, errors, good, out)
+    if errors:
+        listed = {j.path for j in jobs}
+        n_files = len(jobs) + len([e for e in errors if e[0] not in listed])
+        raise DataError(f"{len(errors)} of {n_files} file(s) could not be read; see the ERROR "
+                        "lines above.")
+    if not jobs:
+        raise DataError("no ESP data file found in " + ", ".join(args.files) + ".")
+    return 0
+
+
+def _print_job_head(job, out) -> None:
+    """``== PATH`` and the detected format with its companion files."""
+    from dcmnet.data.readers.registry import KINDS
+
+    print(f"== {job.path}", file=out)
+    print(f"   format: {KINDS[job.kind][0]}" + (
+        "" if not any(job.companions.values()) else " with " + ", ".join(
+            f"{k} {v.name}" for k, v in job.companions.items() if v is not None)), file=out)
+
+
+def _print_failures_and_total(jobs, errors, good, out) -> None:
+    """The errors of files that were not read at all, and the summary of all good files."""
     listed = {j.path for j in jobs}
     for p, msg in errors:
         if p not in listed:
@@ -155,13 +171,6 @@ def run_inspect(args) -> int:
         print(f"== all {len(good)} readable files together", file=out)
         for ln in describe_dataset(total):
             print("   " + ln, file=out)
-    if errors:
-        n_files = len(jobs) + len([e for e in errors if e[0] not in listed])
-        raise DataError(f"{len(errors)} of {n_files} file(s) could not be read; see the ERROR "
-                        "lines above.")
-    if not jobs:
-        raise DataError("no ESP data file found in " + ", ".join(args.files) + ".")
-    return 0
 
 
 def run_convert(args) -> int:
@@ -178,7 +187,7 @@ def run_convert(args) -> int:
         warnings.simplefilter("ignore")  # the report shows every warning
         ds, report = load_dataset_with_report(args.files, opts)
     if not args.quiet:
-        for ln in report:
+        for ln in report.lines():
             print(ln, file=sys.stderr)
     out = Path(args.out)
     if args.format == "canonical":
@@ -187,7 +196,7 @@ def run_convert(args) -> int:
                                "dcmnet_version": __version__,
                                "read_options": {k: (list(v) if isinstance(v, tuple) else v)
                                                 for k, v in vars(opts).items()},
-                               "report": report})
+                               "report": report.lines()})
     elif args.format == "mmml":
         from dcmnet.data.mmml import write_mmml_npz
         write_mmml_npz(ds, out)
@@ -220,7 +229,7 @@ def _convert_npy_dir(args, opts) -> int:
                 warnings.simplefilter("ignore")  # the report shows every warning
                 ds, report = load_dataset_with_report([f], opts)
             if not args.quiet:
-                for ln in report:
+                for ln in report.lines():
                     print(ln, file=sys.stderr)
             writer.append(ds)
             n, na, ng = n + len(ds), na + int(ds.n_atoms.sum()), ng + int(ds.n_grid.sum())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.errors import DataError
+from dcmnet.errors import DataError, data_error
 from dcmnet.units import EBOHR_TO_EANGSTROM, MAX_ATOMIC_NUMBER
 
 _COM_TOL = 1e-3      # Å: a 'com' closer than this to the mass-weighted centre is "the same"
@@ -23,13 +23,8 @@ _MONO_INT_TOL = 0.1  # e: mono sums further than this from an integer get a warn
 
 
 def _err(path, field, msg, fix=None, mol=None) -> DataError:
-    where = f"{path}: field '{field}'"
-    if mol is not None:
-        where += f" of molecule {int(mol)}"
-    text = f"{where} {msg}"
-    if fix:
-        text += f" {fix}"
-    return DataError(text)
+    """:func:`dcmnet.errors.data_error` for ``field`` (of molecule ``mol``)."""
+    return data_error(path, msg, fix, field=field, mol=mol)
 
 
 def _first_bad(rows: np.ndarray) -> int:

@@ -43,6 +43,7 @@ import numpy as np
 from ase.data import covalent_radii, vdw_radii
 
 from dcmnet.data.dataset import Dataset
+from dcmnet.data.readers.report import ReadReport
 from dcmnet.errors import DataError
 from dcmnet.units import (
     ANGSTROM_TO_BOHR,
@@ -404,27 +405,29 @@ def check_dataset(ds: Dataset, length_unit_given: bool = False, esp_unit_given: 
     return sorted(out, key=lambda f: f.level != "error")
 
 
-def apply_checks(ds: Dataset, path, report_lines: list[str], length_unit_given: bool = False,
+def apply_checks(ds: Dataset, path, report, length_unit_given: bool = False,
                  esp_unit_given: bool = False) -> list[Finding]:
-    """Run :func:`check_dataset`; append warnings to ``report_lines``; raise on errors.
+    """Run :func:`check_dataset`; add its warnings to ``report``; raise on errors.
 
+    Args:
+        report: a :class:`~dcmnet.data.readers.report.ReadReport` (warnings become records)
+            or a list of report lines (``"NAME: WARNING: ..."`` is appended).
     Raises:
         DataError: one message listing every error finding, prefixed with the file.
     """
-    import warnings
-    from pathlib import Path
     findings = check_dataset(ds, length_unit_given, esp_unit_given)
-    tag = Path(str(path)).name
+    rep = report if isinstance(report, ReadReport) else ReadReport(path)
     errors = [f for f in findings if f.level == "error"]
     for f in findings:
         if f.level == "warning":
-            report_lines.append(f"{tag}: WARNING: {f.message}")
-            warnings.warn(f"{path}: {f.message}", UserWarning, stacklevel=3)
+            rep.warn(f.message)
     if errors:
         raise DataError(f"{path}: " + " Also: ".join(f.message for f in errors))
     if not findings:
-        report_lines.append(f"{tag}: unit sanity checks passed (bond lengths, ESP magnitude, "
-                            "grid placement, net charges).")
+        rep.note("unit sanity checks passed (bond lengths, ESP magnitude, grid placement, "
+                 "net charges).")
+    if rep is not report:
+        report.extend(rep.lines())
     return findings
 
 

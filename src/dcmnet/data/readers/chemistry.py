@@ -13,7 +13,7 @@ from ase.data import atomic_numbers as _ASE_NUMBERS
 from ase.data import chemical_symbols
 
 from dcmnet.data.dataset import Dataset, centre_of_mass
-from dcmnet.data.readers.report import PathLike, Report, err
+from dcmnet.data.readers.report import PathLike, ReadReport, err
 from dcmnet.errors import DataError
 from dcmnet.units import EBOHR_TO_EANGSTROM, MAX_ATOMIC_NUMBER
 
@@ -82,7 +82,7 @@ def estimate_net_charge(Z, R, grid, esp) -> float:
     return float(q.sum())
 
 
-def net_charge_from_esp(Z, R, grid, esp, path, report: Report, mol: int | None = None,
+def net_charge_from_esp(Z, R, grid, esp, path, report: ReadReport, mol: int | None = None,
                         what: str = "the file") -> float:
     """Net charge estimated from the ESP, rounded; DataError when it is ambiguous.
 

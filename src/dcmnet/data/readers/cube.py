@@ -43,14 +43,9 @@ import numpy as np
 from ase.data import vdw_radii
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
-    ReadOptions,
-    build_dataset,
-    parse_floats,
-    read_text,
-    resolve_esp,
-    resolve_length,
-)
+from dcmnet.data.readers.assemble import build_dataset
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.text import parse_floats, read_text
 from dcmnet.data.readers.chemistry import (
     check_electron_count,
     estimate_net_charge,
@@ -59,7 +54,7 @@ from dcmnet.data.readers.chemistry import (
     symbol,
 )
 from dcmnet.data.readers.file_units import LENGTH_UNITS, UNIT_LABEL
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.report import ReadReport, err
 from dcmnet.units import MAX_ATOMIC_NUMBER
 
 
@@ -294,7 +289,7 @@ def check_frame(Z, R, points, values, spacing: float, path) -> None:
 
 
 def read_cube(path, density_path=None, options: ReadOptions | None = None
-              ) -> tuple[Dataset, list[str]]:
+              ) -> tuple[Dataset, ReadReport]:
     """Read a Gaussian ESP cube (and optionally its density cube) as a one-molecule dataset.
 
     Args:
@@ -303,14 +298,14 @@ def read_cube(path, density_path=None, options: ReadOptions | None = None
             charge and the electron-count check.
         options: :class:`ReadOptions` (units, net charge, point selection).
     Returns:
-        ``(dataset, report_lines)``; grid in Å, ESP in Hartree/e.
+        ``(dataset, report)``; grid in Å, ESP in Hartree/e.
     Raises:
         DataError: malformed files, a density cube given as the potential, cubes of
             different molecules, no point selected, an inconsistent net charge.
     """
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
+    rep = ReadReport(path, "cube")
     cube = parse_cube(path)
     kind = cube_kind(cube)
     if kind == "density":
@@ -392,7 +387,7 @@ def read_cube(path, density_path=None, options: ReadOptions | None = None
     rep.note("no reference atomic charges ('mono') or dipole in a cube file: charge and "
              "dipole losses are off for this molecule.")
     ds = build_dataset([mol], path, rep)
-    return ds, rep.lines
+    return ds, rep
 
 
 def density_partner_ok(potential: Cube, density: Cube) -> bool:

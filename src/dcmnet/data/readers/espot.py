@@ -18,20 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
+from dcmnet.data.readers.chemistry import molecules_of
+from dcmnet.data.readers.geometry import (
     Geometry,
-    ReadOptions,
-    build_dataset,
     match_geometry,
-    parse_floats,
-    read_text,
-    resolve_esp,
-    resolve_length,
-    resolve_net_charge,
-    write_text_atomic,
+    require_geometry,
+    single_molecule_dataset,
 )
-from dcmnet.data.readers.chemistry import formula, molecules_of
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.report import ReadReport, err
+from dcmnet.data.readers.text import parse_floats, read_text, write_text_atomic
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 
@@ -64,24 +60,23 @@ def looks_like_espot(lines: list[str]) -> bool:
 
 
 def read_espot(path, geometry: Geometry | None, options: ReadOptions | None = None
-               ) -> tuple[Dataset, list[str]]:
+               ) -> tuple[Dataset, ReadReport]:
     """Read an espot file with the xyz geometry that names its atoms.
 
     Args:
         path: the espot file; geometry: :class:`Geometry` of the same molecule (required).
     Returns:
-        ``(dataset, report_lines)``: one molecule; Å, Hartree/e; positions from the espot.
+        ``(dataset, report)``: one molecule; Å, Hartree/e; positions from the espot.
     Raises:
         DataError: no geometry, counts in line 1 that disagree with the lines that follow,
             unreadable numbers, atoms that do not match the geometry.
     """
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
-    if geometry is None:
-        raise err(path, "an espot file holds no element names, so it needs the xyz geometry "
-                  "of the same molecule.", "Put 'NAME.xyz' next to 'NAME.espot' (or pass both "
-                  "files).")
+    rep = ReadReport(path, "espot")
+    geometry = require_geometry(path, geometry, "an espot file holds no element names, so it "
+                                "needs the xyz geometry of the same molecule.", "Put "
+                                "'NAME.xyz' next to 'NAME.espot' (or pass both files).")
     lines = [ln for ln in read_text(path).splitlines() if ln.strip()]
     head = _ints(lines[0]) if lines else None
     if not head or len(head) < 2:
@@ -106,13 +101,8 @@ def read_espot(path, geometry: Geometry | None, options: ReadOptions | None = No
     match_geometry(path, geometry, R, geometry.positions_angstrom(options, rep))
     rep.note(f"elements from {geometry.describe()}; positions from the espot.")
     grid, esp = P[:, 1:4] * lf, P[:, 0] * ef
-    q = resolve_net_charge(geometry, options, geometry.Z, R, grid, esp, path, rep,
-                           "an espot file")
-    rep.note("no reference charges or dipole in an espot file ('mono' and dipole absent).")
-    mol = {"Z": geometry.Z, "R": R, "grid": grid, "esp": esp, "net_charge": q,
-           "name": path.stem}
-    rep.note(f"molecule 0: {formula(geometry.Z)}, net charge {q:+g} e.")
-    return build_dataset([mol], path, rep), rep.lines
+    return single_molecule_dataset(path, geometry, options, R, grid, esp, path.stem,
+                                   "an espot file", rep), rep
 
 
 def write_espot(molecule, path, xyz_path=None) -> tuple[Path, Path]:

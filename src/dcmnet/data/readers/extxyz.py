@@ -34,15 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
-    Geometry,
-    ReadOptions,
-    build_dataset,
-    read_text,
-    resolve_esp,
-    resolve_length,
-    write_text_atomic,
-)
+from dcmnet.data.readers.assemble import build_dataset
+from dcmnet.data.readers.geometry import Geometry
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.text import read_text, write_text_atomic
 from dcmnet.data.readers.chemistry import (
     check_electron_count,
     dipole_to_com,
@@ -52,7 +47,7 @@ from dcmnet.data.readers.chemistry import (
     net_charge_from_esp,
     symbol,
 )
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.report import ReadReport, err
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 #: Per-row columns taken as reference atomic charges, in order of preference.
@@ -145,18 +140,18 @@ def read_xyz_geometry(path) -> Geometry:
                     multiplicity=_info_mult(a.info))
 
 
-def read_extxyz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
+def read_extxyz(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
     """Read an extxyz file whose frames hold atoms plus ``X`` rows carrying ``esp``.
 
     Returns:
-        ``(dataset, report_lines)``: one molecule per frame; Å, e, Hartree/e.
+        ``(dataset, report)``: one molecule per frame; Å, e, Hartree/e.
     Raises:
         DataError: unreadable file, unknown element symbols, a frame without ESP column or
             without ``X`` rows (no grid points), NaN values, charge/multiplicity mismatch.
     """
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
+    rep = ReadReport(path, "extxyz")
     frames = _read_frames(path)
     rep.note(f"extended XYZ: {len(frames)} frame(s); atoms = element rows, ESP points = "
              "'X' rows with the 'esp' column; lengths Å, ESP Hartree/e.")
@@ -227,7 +222,7 @@ def read_extxyz(path, options: ReadOptions | None = None) -> tuple[Dataset, list
         rep.warn("no per-atom charges: the charge loss and charge metrics are off for these "
                  "molecules.")
     rep.note(f"formulas: {', '.join(sorted({formula(m['Z']) for m in mols}))}.")
-    return build_dataset(mols, path, rep), rep.lines
+    return build_dataset(mols, path, rep), rep
 
 
 def _fmt_info(m: dict) -> str:

@@ -37,16 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
-    ReadOptions,
-    build_dataset,
-    fortran_d,
-    parse_floats,
-    read_text,
-    resolve_esp,
-    resolve_length,
-    write_text_atomic,
-)
+from dcmnet.data.readers.assemble import build_dataset
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.text import fortran_d, parse_floats, read_text, write_text_atomic
 from dcmnet.data.readers.chemistry import (
     check_electron_count,
     com,
@@ -58,7 +51,7 @@ from dcmnet.data.readers.chemistry import (
     symbol,
 )
 from dcmnet.data.readers.file_units import UNIT_LABEL
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.report import ReadReport, err
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 HEADER = "ESP FILE - ATOMIC UNIT"
@@ -89,7 +82,7 @@ def _components(line: str) -> dict[str, float]:
     return {k: float(v.replace("D", "E").replace("d", "e")) for k, v in _COMP.findall(line)}
 
 
-def _parse_block(lines: list[str], start: int, path, rep: Report, options: ReadOptions,
+def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: ReadOptions,
                  lf: float, ef: float, index: int) -> tuple[dict, int]:
     """Parse one block starting at its header line; return (molecule, next line index)."""
     i = start + 1
@@ -196,11 +189,11 @@ def _parse_block(lines: list[str], start: int, path, rep: Report, options: ReadO
     return mol, i
 
 
-def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
+def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
     """Read a Gaussian ``iop(6/50=1)`` ESP file (one molecule per block).
 
     Returns:
-        ``(dataset, report_lines)``: positions and grid in Å, ESP in Hartree/e, ``mono`` from
+        ``(dataset, report)``: positions and grid in Å, ESP in Hartree/e, ``mono`` from
         the ESP-charge column, dipole in e·Å about the centre of mass.
     Raises:
         DataError: malformed header/lines, a point count that differs from the header's,
@@ -208,7 +201,7 @@ def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset
     """
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
+    rep = ReadReport(path, "gaussian_esp")
     lines = read_text(path).splitlines()
     if not looks_like_gaussian_esp(lines):
         raise err(path, f"does not start with '{HEADER}S'.",
@@ -230,7 +223,7 @@ def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset
                 rep.warn(f"the header states net charge {m['net_charge']:+g} e for molecule "
                          f"{k}; --net-charge {options.net_charge:+g} only applies to files "
                          "that do not state it, so the header's charge is used.")
-    return build_dataset(mols, path, rep), rep.lines
+    return build_dataset(mols, path, rep), rep
 
 
 def write_gaussian_esp(data, path, multiplicity: int | None = None) -> Path:

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import ReadOptions, build_dataset
+from dcmnet.data.readers.assemble import build_dataset
+from dcmnet.data.readers.options import ReadOptions
 from dcmnet.data.readers.chemistry import formula, molecules_of, net_charge_from_esp
 from dcmnet.data.readers.file_units import (
     ESP_UNITS,
@@ -48,7 +50,7 @@ from dcmnet.data.readers.file_units import (
     esp_unit,
     length_unit,
 )
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.report import ReadReport, err
 from dcmnet.errors import DataError, OptionalDependencyError
 from dcmnet.fileio import atomic_path
 from dcmnet.units import ANGSTROM_TO_BOHR, EBOHR_TO_EANGSTROM
@@ -101,6 +103,18 @@ def _formal_charge_from_smiles(smiles: str) -> int | None:
     return total
 
 
+class _Finding(NamedTuple):
+    """A note or warning shared by the groups of a file (reported once, in sorted order)."""
+
+    text: str
+    warning: bool = False
+    ending: str = "."
+
+    def order(self) -> str:
+        """Sort key: notes alphabetically, warnings with them (as before, ``WARN:`` text)."""
+        return ("WARN:" if self.warning else "") + self.text
+
+
 def _groups(f, h5py):
     out = []
     for name in sorted(f.keys()):
@@ -114,11 +128,11 @@ def _groups(f, h5py):
     return out
 
 
-def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
+def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
     """Read a SPICE-like HDF5 file with ESP datasets (see the module docstring).
 
     Returns:
-        ``(dataset, report_lines)``: one molecule per conformer; Å, e, Hartree/e.
+        ``(dataset, report)``: one molecule per conformer; Å, e, Hartree/e.
     Raises:
         OptionalDependencyError: h5py is missing.
         DataError: not HDF5, no group with ESP data, shapes that disagree, NaN values.
@@ -126,7 +140,7 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
     h5py = _h5py()
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
+    rep = ReadReport(path, "hdf5")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -153,18 +167,16 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, list[s
     if skipped:
         rep.note(f"skipped {len(skipped)} group(s) without ESP data: "
                  f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}.")
-    for n in sorted(notes):
-        if n.startswith("WARN:group"):
-            rep.warn(n[5:] + ".")
-        elif n.startswith("WARN:"):
-            rep.warn(n[5:] + "; assumed to be the centre of mass.")
+    for n in sorted(notes, key=_Finding.order):
+        if n.warning:
+            rep.warn(n.text + n.ending)
         else:
-            rep.note(n + ".")
+            rep.note(n.text + n.ending)
     if not any(m["mono"] is not None for m in mols):
         rep.warn("no 'mbis_charges': no reference charges, the charge loss and charge "
                  "metrics are off for these molecules.")
     rep.note(f"formulas: {', '.join(sorted({formula(m['Z']) for m in mols}))}.")
-    return build_dataset(mols, path, rep), rep.lines
+    return build_dataset(mols, path, rep), rep
 
 
 
@@ -194,8 +206,8 @@ def _group_molecules(g, gname, path, options, rep, notes, n_before: int):
         lu = gu = options.length_unit
     if options.esp_unit is not None:
         eu = options.esp_unit
-    notes.add(f"positions {UNIT_LABEL[lu]}, grid {UNIT_LABEL[gu]}, ESP "
-              f"{UNIT_LABEL[eu]}")
+    notes.add(_Finding(f"positions {UNIT_LABEL[lu]}, grid {UNIT_LABEL[gu]}, ESP "
+                       f"{UNIT_LABEL[eu]}"))
     grid = np.asarray(g[gk][()], float)
     esp = np.asarray(g[ek][()], float)
     if grid.ndim == 2:
@@ -220,7 +232,7 @@ def _group_molecules(g, gname, path, options, rep, notes, n_before: int):
         if key in g:
             qfile = np.asarray(g[key][()], float).reshape(-1)
             qfile = np.broadcast_to(qfile, (M,)) if qfile.size == 1 else qfile
-            notes.add(f"net charge from '{key}'")
+            notes.add(_Finding(f"net charge from '{key}'"))
             break
     if qfile is None and "smiles" in g:
         s = g["smiles"][()]
@@ -229,7 +241,7 @@ def _group_molecules(g, gname, path, options, rep, notes, n_before: int):
         fc = _formal_charge_from_smiles(s)
         if fc is not None:
             qfile = np.full(M, float(fc))
-            notes.add("net charge from the SMILES formal charges")
+            notes.add(_Finding("net charge from the SMILES formal charges"))
     return _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, ng,
                        qfile, M)
 
@@ -242,8 +254,8 @@ def _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, 
     empty = [k for k in ("mbis_charges", "scf_dipole")
              if k in g and np.asarray(g[k][()]).size == 0]
     for k in empty:
-        notes.add(f"WARN:group {gname!r}: '{k}' is empty (shape "
-                  f"{np.asarray(g[k][()]).shape}); treated as missing")
+        notes.add(_Finding(f"group {gname!r}: '{k}' is empty (shape "
+                           f"{np.asarray(g[k][()]).shape}); treated as missing", True))
     if "mbis_charges" in g and "mbis_charges" not in empty:
         mq = np.asarray(g["mbis_charges"][()], float)
         if mq.size % (M * len(Z)):
@@ -251,22 +263,22 @@ def _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, 
                       f"expected (M, {len(Z)}) or (M, {len(Z)}, 1) for {M} "
                       "conformations.", "Fix or delete 'mbis_charges'.")
         mono = mq.reshape(M, len(Z), -1)[..., 0]
-        notes.add("'mbis_charges' used as reference charges ('mono')")
+        notes.add(_Finding("'mbis_charges' used as reference charges ('mono')"))
     dip = None
     if "scf_dipole" in g and "scf_dipole" not in empty:
         dip = np.asarray(g["scf_dipole"][()], float).reshape(M, 3) * EBOHR_TO_EANGSTROM
-        notes.add("'scf_dipole' (e·Bohr) used as dipole, origin taken as the centre "
-                  "of mass")
+        notes.add(_Finding("'scf_dipole' (e·Bohr) used as dipole, origin taken as the "
+                           "centre of mass"))
     for c in range(M):
         k = int(ng[c])
         if qfile is not None:
             q = float(qfile[c])
         elif mono is not None and abs(mono[c].sum() - round(mono[c].sum())) < 0.1:
             q = float(round(mono[c].sum()))
-            notes.add("net charge from the rounded sum of 'mbis_charges'")
+            notes.add(_Finding("net charge from the rounded sum of 'mbis_charges'"))
         elif options.net_charge is not None:
             q = float(options.net_charge)
-            notes.add("net charge from --net-charge")
+            notes.add(_Finding("net charge from --net-charge"))
         else:
             q = net_charge_from_esp(Z, X[c], grid[c, :k], esp[c, :k], path, rep,
                                     n_before + len(mols), f"group {gname!r}")
@@ -278,7 +290,8 @@ def _conformers(g, gname, path, options, rep, notes, n_before, Z, X, grid, esp, 
              "mono": None if mono is None else mono[c],
              "dipole": None if dip is None else dip[c]}
         if dip is not None and m["net_charge"] != 0:
-            notes.add("WARN:dipoles of ions have an unknown origin in this layout")
+            notes.add(_Finding("dipoles of ions have an unknown origin in this layout", True,
+                               "; assumed to be the centre of mass."))
         mols.append(m)
     return mols
 

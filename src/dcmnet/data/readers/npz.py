@@ -50,9 +50,9 @@ from pathlib import Path
 
 from dcmnet.data.dataset import FORMAT_TAG, Dataset, open_npz, read_array
 from dcmnet.data.mmml_build import _build
-from dcmnet.data.readers.base import ReadOptions
+from dcmnet.data.readers.options import ReadOptions
 from dcmnet.data.readers.npz_layout import _Ctx, harmonize
-from dcmnet.data.readers.report import Report
+from dcmnet.data.readers.report import ReadReport
 from dcmnet.errors import DataError
 
 #: role → accepted keys (first present wins; the others are reported as ignored).
@@ -119,14 +119,15 @@ def detect_npz_kind(path) -> str:
     return "harmonize"
 
 
-def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
+def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
     """Read any supported NPZ (canonical, mmml-style, or with aliases/other shapes).
 
     Args:
         path: the ``.npz`` file (never unpickled).
         options: unit overrides (NPZ files are taken to be in Å and Hartree/e).
     Returns:
-        ``(dataset, report_lines)``; the report names each translation and decision.
+        ``(dataset, report)``; the report names each translation and decision;
+        ``report.canonical`` tells a canonical dcmnet file.
     Raises:
         DataError: pickled/object arrays, unknown layout, inconsistent shapes/counts,
             unknown element symbols, NaN/Inf in real entries; the message names file,
@@ -134,19 +135,42 @@ def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[st
     """
     options = options or ReadOptions()
     path = Path(path)
-    kind = detect_npz_kind(path)
-    if kind == "canonical":
-        ds = Dataset.load(path)
-        lines = [f"{path.name}: canonical dcmnet dataset, {len(ds)} molecules, "
-                 f"{int(ds.n_atoms.min())}..{int(ds.n_atoms.max())} atoms, "
-                 f"{int(ds.n_grid.min())}..{int(ds.n_grid.max())} grid points; Å, e, "
-                 "Hartree/e."]
-        if options.length_unit not in (None, "angstrom") or options.esp_unit not in (
-                None, "hartree"):
-            raise DataError(f"{path}: a canonical dcmnet dataset is always in Å and "
-                            "Hartree/e; drop --length-unit/--esp-unit for it.")
-        return ds, lines
-    rep = Report(path)
+    if detect_npz_kind(path) == "canonical":
+        return _read_canonical(path, options)
+    ctx = _Ctx(path, ReadReport(path, "npz"))
+    raw = _read_roles(path, ctx)
+    mm = harmonize(raw, ctx, options)
+    built = ReadReport(path, "npz")
+    ds = _build(path, mm, built.note, lambda line: built.warn(line, stacklevel=4))
+    summary = built.entries.pop()  # mmml's summary line comes last
+    rep = ReadReport(path, "npz")
+    rep.note("detected NPZ with other field names/shapes, harmonized to the mmml-style "
+             "layout; lengths Å, ESP Hartree/e." if ctx.translation else
+             "detected mmml-style padded NPZ; lengths Å, ESP Hartree/e.")
+    rep.entries.append(summary)
+    rep.add(ctx.rep)
+    rep.add(built)
+    return ds, rep
+
+
+def _read_canonical(path: Path, options: ReadOptions) -> tuple[Dataset, ReadReport]:
+    """A canonical dcmnet file: loaded as it is (refusing unit overrides)."""
+    ds = Dataset.load(path)
+    rep = ReadReport(path, "npz", canonical=True)
+    rep.note(f"canonical dcmnet dataset, {len(ds)} molecules, "
+             f"{int(ds.n_atoms.min())}..{int(ds.n_atoms.max())} atoms, "
+             f"{int(ds.n_grid.min())}..{int(ds.n_grid.max())} grid points; Å, e, Hartree/e.")
+    if options.length_unit not in (None, "angstrom") or options.esp_unit not in (
+            None, "hartree"):
+        raise DataError(f"{path}: a canonical dcmnet dataset is always in Å and "
+                        "Hartree/e; drop --length-unit/--esp-unit for it.")
+    return ds, rep
+
+
+def _read_roles(path: Path, ctx: _Ctx) -> dict:
+    """The arrays of each role (first accepted key wins), plus ``_D``/``_Q``/``_Qnet_key``;
+    every renamed, duplicate or ignored key goes to the report."""
+    rep = ctx.rep
     with open_npz(path) as z:
         files = list(z.files)
         raw, used = {}, set()
@@ -158,7 +182,7 @@ def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[st
             used.add(key)
             if key != role and not (role == "vdw_surface" and key == "esp_grid") \
                     and not (role == "Qnet"):
-                rep.note(f"field '{key}' read as '{role}' ({ROLE_TEXT[role]}).")
+                ctx.translated(f"field '{key}' read as '{role}' ({ROLE_TEXT[role]}).")
             elif role == "vdw_surface" and key == "esp_grid":
                 rep.note("ESP points read from 'esp_grid' (alias of 'vdw_surface').")
             for o in others:
@@ -174,28 +198,7 @@ def read_npz(path, options: ReadOptions | None = None) -> tuple[Dataset, list[st
         extra = [k for k in files if k not in used]
     if extra:
         rep.note(f"ignored extra key(s) {sorted(extra)} (not used by dcmnet).")
-    ctx = _Ctx(path, rep)
-    mm = harmonize(raw, ctx, options)
-    n_notes = len(rep.lines)
-    lines_holder: list[str] = []
-
-    def note(line):
-        lines_holder.append(f"{rep.tag}: {line}")
-
-    def warn(line):
-        import warnings
-        lines_holder.append(f"{rep.tag}: WARNING: {line}")
-        warnings.warn(f"{path}: {line}", UserWarning, stacklevel=4)
-
-    ds = _build(path, mm, note, warn)
-    summary = lines_holder.pop()  # mmml's summary line comes last
-    translated = n_notes > 0 and any("read as" in ln or "reshaped" in ln or "interpreted" in ln
-                                     or "ragged" in ln or "single molecule" in ln
-                                     for ln in rep.lines)
-    head = (f"{rep.tag}: detected NPZ with other field names/shapes, harmonized to the "
-            "mmml-style layout; lengths Å, ESP Hartree/e." if translated else
-            f"{rep.tag}: detected mmml-style padded NPZ; lengths Å, ESP Hartree/e.")
-    return ds, [head, summary] + rep.lines + lines_holder
+    return raw
 
 
 __all__ = ["read_npz", "detect_npz_kind", "ALIASES"]

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import centre_of_mass
-from dcmnet.data.readers.base import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
 from dcmnet.data.readers.chemistry import element_number
-from dcmnet.data.readers.report import Report
-from dcmnet.errors import DataError
+from dcmnet.data.readers.report import ReadReport
+from dcmnet.errors import DataError, data_error
 from dcmnet.units import DEBYE_TO_EBOHR, EBOHR_TO_EANGSTROM
 
 #: |coordinate| from which a grid row counts as a padding sentinel (Å).
@@ -23,14 +23,26 @@ SENTINEL = 999.0
 
 
 class _Ctx:
-    def __init__(self, path: Path, rep: Report):
+    """The file being harmonized, its report, and whether its layout was translated."""
+
+    def __init__(self, path: Path, rep: ReadReport):
         self.path, self.rep = path, rep
+        #: a field was renamed, reshaped or reinterpreted (not the plain mmml layout)
+        self.translation = False
+
+    def translated(self, text: str) -> None:
+        """Report a translation of the layout (renamed, reshaped or reinterpreted field)."""
+        self.translation = True
+        self.rep.note(text)
+
+    def translated_warning(self, text: str) -> None:
+        """Report a translation of the layout that the user should fix, as a warning."""
+        self.translation = True
+        self.rep.warn(text, stacklevel=4)
 
     def err(self, field, msg, fix=None, mol=None) -> DataError:
-        where = f"{self.path}: field '{field}'"
-        if mol is not None:
-            where += f" of molecule {int(mol)}"
-        return DataError(f"{where} {msg}" + (f" {fix}" if fix else ""))
+        """:func:`dcmnet.errors.data_error` for ``field`` of this file."""
+        return data_error(self.path, msg, fix, field=field, mol=mol)
 
 
 
@@ -69,7 +81,7 @@ def _reshape(ctx: _Ctx, key: str, arr: np.ndarray, target: tuple) -> np.ndarray:
     if arr.shape == target:
         return arr
     if arr.size == int(np.prod(target)) and arr.size > 0:
-        ctx.rep.note(f"'{key}' of shape {arr.shape} reshaped from flat storage to {target}.")
+        ctx.translated(f"'{key}' of shape {arr.shape} reshaped from flat storage to {target}.")
         return arr.reshape(target)
     raise ctx.err(key, f"has shape {arr.shape}, expected {target}.",
                   "Store one entry per atom/point of each molecule, padded to the same "
@@ -159,13 +171,12 @@ def _layout(raw, ctx, Z, R, esp, grid, N_raw, G_raw):
 
     Returns ``(n, A, Z, R, esp, grid, G_raw)``; ``raw["mono"]`` is padded in place.
     """
-    rep = ctx.rep
     if Z.ndim == 2:
         n, A = Z.shape
     elif Z.ndim == 1 and N_raw is not None and len(N_raw) >= 1 and \
             N_raw.sum() == Z.shape[0] and (len(N_raw) > 1 or R.ndim == 2):
         n, A = len(N_raw), int(N_raw.max())
-        rep.note(f"ragged flat layout: {n} molecules with per-molecule counts "
+        ctx.translated(f"ragged flat layout: {n} molecules with per-molecule counts "
                  f"('N' {int(N_raw.min())}..{int(N_raw.max())} atoms); padded internally.")
         Z = _pad(ctx, Z, N_raw, A, (), "Z")
         R = _pad(ctx, _reshape(ctx, "R", R, (int(N_raw.sum()), 3)), N_raw, A, (3,), "R")
@@ -185,7 +196,7 @@ def _layout(raw, ctx, Z, R, esp, grid, N_raw, G_raw):
                         G_raw, G, (3,), "vdw_surface")
     elif Z.ndim == 1:
         n, A = 1, Z.shape[0]
-        rep.note("single molecule without a leading molecule axis; one added.")
+        ctx.translated("single molecule without a leading molecule axis; one added.")
         Z = Z[None]
         R = R.reshape((1,) + R.shape) if R.ndim == 2 else R
         if esp.ndim == 1:
@@ -266,8 +277,9 @@ def _net_charge(ctx, raw, n, A, out):
                      "exists; ignored.")
         else:
             out["mono"] = q.reshape(n, A)
-            rep.warn(f"'{key}' holds one value per atom: interpreted as atomic charges and "
-                     "used as 'mono'; store reference atomic charges under 'mono'.")
+            ctx.translated_warning(f"'{key}' holds one value per atom: interpreted as atomic "
+                                   "charges and used as 'mono'; store reference atomic "
+                                   "charges under 'mono'.")
         q = None
     elif q.shape != (n,):
         raise ctx.err(key, f"has {q.size} entries, expected one net charge per molecule "
@@ -322,29 +334,31 @@ def _interpret_Q(ctx: _Ctx, Q: np.ndarray, n: int, A: int, real: np.ndarray, out
             (np.abs(a.sum(1) - np.round(a.sum(1))) < 0.05).all()
         choice = "atomic" if ("atomic" in cand and looks_atomic) else \
             next(c for c in cand if c != "atomic")
-        rep.warn(f"'Q' of shape {Q.shape} is ambiguous ({' or '.join(cand)}); interpreted as "
-                 f"{_Q_TEXT[choice]} from its content. Use distinct keys to be sure.")
+        ctx.translated_warning(f"'Q' of shape {Q.shape} is ambiguous ({' or '.join(cand)}); "
+                               f"interpreted as {_Q_TEXT[choice]} from its content. Use "
+                               "distinct keys to be sure.")
     how = "" if shaped else " (from flat storage)"
     if choice == "net":
         out["Q"] = Q.reshape(n)
-        rep.note(f"'Q' {Q.shape} interpreted as the net charge per molecule{how}.")
+        ctx.translated(f"'Q' {Q.shape} interpreted as the net charge per molecule{how}.")
     elif choice == "atomic":
         q = Q.reshape(n, A)
         if "mono" in out:
             rep.warn(f"'Q' {Q.shape} holds atomic charges but 'mono' exists; 'Q' ignored.")
         else:
             out["mono"] = q
-            rep.warn(f"'Q' {Q.shape} interpreted as atomic charges{how} and used as 'mono'; "
-                     "store reference atomic charges under 'mono'.")
+            ctx.translated_warning(f"'Q' {Q.shape} interpreted as atomic charges{how} and "
+                                   "used as 'mono'; store reference atomic charges under "
+                                   "'mono'.")
     elif choice == "quad6":
         rep.extras["quadrupole_components"] = Q.reshape(n, 6)
-        rep.note(f"'Q' {Q.shape} interpreted as 6 quadrupole components per molecule{how} "
+        ctx.translated(f"'Q' {Q.shape} interpreted as 6 quadrupole components per molecule{how} "
                  f"(molecule 0: {np.array2string(Q.reshape(n, 6)[0], precision=4)}); kept as "
                  "extra information (not used for training).")
     else:
         rep.extras["quadrupole_tensor"] = Q.reshape(n, 3, 3)
         t = Q.reshape(n, 3, 3)[0]
-        rep.note(f"'Q' {Q.shape} interpreted as a 3×3 quadrupole tensor per molecule{how} "
+        ctx.translated(f"'Q' {Q.shape} interpreted as a 3×3 quadrupole tensor per molecule{how} "
                  f"(molecule 0: trace {np.trace(t):.4g}, diagonal "
                  f"{np.array2string(np.diag(t), precision=4)}); kept as extra information "
                  "(not used for training).")
@@ -362,14 +376,14 @@ def _interpret_D(ctx: _Ctx, D: np.ndarray, n: int, A: int, out: dict, R, Z):
     if D.size == n and D.ndim <= 2 and (D.ndim < 2 or D.shape[1] == 1):
         rep.extras["dipole_magnitude"] = D.reshape(n)
         mag = D.reshape(n)
-        rep.note(f"'D' {D.shape} interpreted as the dipole magnitude per molecule{how} "
+        ctx.translated(f"'D' {D.shape} interpreted as the dipole magnitude per molecule{how} "
                  f"(range {np.nanmin(mag):.4g}..{np.nanmax(mag):.4g}, unit not stated); kept "
                  "as extra information (a vector is needed for the dipole loss).")
         return
     if D.shape == (n, 3) or (D.ndim == 1 and D.size == 3 * n):
         vec = D.reshape(n, 3)
         if "Dxyz" in out:
-            rep.note(f"'D' {D.shape} interpreted as the molecular dipole vector; 'Dxyz' "
+            ctx.translated(f"'D' {D.shape} interpreted as the molecular dipole vector; 'Dxyz' "
                      "present and used instead.")
             return
         unit, ratio = _guess_dipole_unit(vec, out, R, Z)
@@ -379,18 +393,18 @@ def _interpret_D(ctx: _Ctx, D: np.ndarray, n: int, A: int, out: dict, R, Z):
             vec = vec / EBOHR_TO_EANGSTROM
         out["Dxyz"] = vec
         if ratio is None:
-            rep.note(f"'D' {D.shape} interpreted as the molecular dipole vector{how}, assumed "
+            ctx.translated(f"'D' {D.shape} interpreted as the molecular dipole vector{how}, assumed "
                      "in e·Bohr like 'Dxyz' (no reference charges to check the unit).")
         else:
             label = {"ebohr": "e·Bohr", "eangstrom": "e·Å", "debye": "Debye"}[unit]
-            rep.note(f"'D' {D.shape} interpreted as the molecular dipole vector{how}, in "
+            ctx.translated(f"'D' {D.shape} interpreted as the molecular dipole vector{how}, in "
                      f"{label} (judged from the dipole of 'mono': ratio {ratio:.2f} in that "
                      "unit).")
         return
     if D.shape == (n, A, 3) or (D.ndim <= 2 and D.size == 3 * n * A):
         rep.extras["atomic_dipoles"] = D.reshape(n, A, 3)
         ad = D.reshape(n, A, 3)
-        rep.note(f"'D' {D.shape} interpreted as atom-centred dipoles{how} (largest |d| "
+        ctx.translated(f"'D' {D.shape} interpreted as atom-centred dipoles{how} (largest |d| "
                  f"{np.nanmax(np.linalg.norm(ad, axis=-1)):.4g}); kept as extra information "
                  "(not used for training).")
         return

@@ -21,25 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
-    Geometry,
-    ReadOptions,
-    build_dataset,
-    parse_floats,
-    read_text,
-    resolve_esp,
-    resolve_length,
-    resolve_net_charge,
-    write_text_atomic,
-)
 from dcmnet.data.readers.chemistry import (
     default_multiplicity,
     element_number,
-    formula,
     molecules_of,
     symbol,
 )
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.geometry import Geometry, require_geometry, single_molecule_dataset
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.report import ReadReport, err
+from dcmnet.data.readers.text import parse_floats, read_text, write_text_atomic
 from dcmnet.units import ANGSTROM_TO_BOHR
 
 _STAR = re.compile(r"^\s*\*\s*(xyzfile|xyz|int|gzmt)\s+([-+]?\d+)\s+(\d+)\s*(\S+)?",
@@ -125,20 +116,20 @@ def parse_orca_input_geometry(path) -> Geometry:
 
 
 def read_orca_vpot(path, geometry: Geometry | None, options: ReadOptions | None = None
-                   ) -> tuple[Dataset, list[str]]:
+                   ) -> tuple[Dataset, ReadReport]:
     """Read an ``orca_vpot`` output with the geometry of the job.
 
     Returns:
-        ``(dataset, report_lines)``: one molecule; Å, Hartree/e.
+        ``(dataset, report)``: one molecule; Å, Hartree/e.
     Raises:
         DataError: no geometry, a point count that differs from line 1, bad numbers.
     """
     options = options or ReadOptions()
     path = Path(path)
-    rep = Report(path)
-    if geometry is None:
-        raise err(path, "an orca_vpot output holds no atoms, so it needs the ORCA input (or "
-                  "xyz) of the same job.", "Put 'NAME.inp' or 'NAME.xyz' next to it.")
+    rep = ReadReport(path, "orca_vpot")
+    geometry = require_geometry(path, geometry, "an orca_vpot output holds no atoms, so it "
+                                "needs the ORCA input (or xyz) of the same job.",
+                                "Put 'NAME.inp' or 'NAME.xyz' next to it.")
     lines = [ln for ln in read_text(path).splitlines() if ln.strip()]
     try:
         n = int(lines[0].split()[0])
@@ -158,14 +149,8 @@ def read_orca_vpot(path, geometry: Geometry | None, options: ReadOptions | None 
     ef = resolve_esp("hartree", options, rep)
     R = geometry.positions_angstrom(options, rep)
     grid, esp = rows[:, :3] * lf, rows[:, 3] * ef
-    q = resolve_net_charge(geometry, options, geometry.Z, R, grid, esp, path, rep,
-                           "an orca_vpot output")
-    rep.note("no reference charges or dipole in an orca_vpot output ('mono' and dipole "
-             "absent).")
-    mol = {"Z": geometry.Z, "R": R, "grid": grid, "esp": esp, "net_charge": q,
-           "name": path.stem}
-    rep.note(f"molecule 0: {formula(geometry.Z)}, net charge {q:+g} e.")
-    return build_dataset([mol], path, rep), rep.lines
+    return single_molecule_dataset(path, geometry, options, R, grid, esp, path.stem,
+                                   "an orca_vpot output", rep), rep
 
 
 def write_orca(molecule, folder, name: str = "mol") -> dict:

@@ -28,24 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.base import (
-    Geometry,
-    ReadOptions,
-    build_dataset,
-    parse_floats,
-    read_text,
-    resolve_esp,
-    resolve_length,
-    resolve_net_charge,
-    write_text_atomic,
-)
-from dcmnet.data.readers.chemistry import (
-    default_multiplicity,
-    element_number,
-    formula,
-    molecules_of,
-)
-from dcmnet.data.readers.report import Report, err
+from dcmnet.data.readers.chemistry import default_multiplicity, element_number, molecules_of
+from dcmnet.data.readers.geometry import Geometry, require_geometry, single_molecule_dataset
+from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
+from dcmnet.data.readers.report import ReadReport, err
+from dcmnet.data.readers.text import parse_floats, read_text, write_text_atomic
 
 _GEOM = re.compile(r"Geometry \(in (Angstrom|Bohr)\),\s*charge\s*=\s*([-+]?\d+),\s*"
                    r"multiplicity\s*=\s*(\d+)", re.IGNORECASE)
@@ -109,24 +96,23 @@ def _numeric_rows(path, ncol: int) -> np.ndarray:
 
 
 def read_psi4_grid(grid_path, esp_path, geometry: Geometry | None,
-                   options: ReadOptions | None = None) -> tuple[Dataset, list[str]]:
+                   options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
     """Read psi4's ``grid.dat`` and ``grid_esp.dat`` with the molecule's geometry.
 
     Args:
         grid_path: points, in the geometry's length unit; esp_path: values, Hartree/e;
         geometry: the molecule (xyz or psi4 output), required.
     Returns:
-        ``(dataset, report_lines)``: one molecule; Å, Hartree/e.
+        ``(dataset, report)``: one molecule; Å, Hartree/e.
     Raises:
         DataError: missing geometry, line counts that differ, bad numbers.
     """
     options = options or ReadOptions()
     grid_path, esp_path = Path(grid_path), Path(esp_path)
-    rep = Report(esp_path)
-    if geometry is None:
-        raise err(esp_path, "psi4 grid files hold no atoms, so they need the geometry of the "
-                  "molecule.", "Put the psi4 output (output.dat) or an xyz file next to "
-                  "grid.dat/grid_esp.dat.")
+    rep = ReadReport(esp_path, "psi4_esp")
+    geometry = require_geometry(esp_path, geometry, "psi4 grid files hold no atoms, so they "
+                                "need the geometry of the molecule.", "Put the psi4 output "
+                                "(output.dat) or an xyz file next to grid.dat/grid_esp.dat.")
     g = _numeric_rows(grid_path, 3)
     v = _numeric_rows(esp_path, 1)[:, 0]
     if len(g) != len(v):
@@ -142,13 +128,9 @@ def read_psi4_grid(grid_path, esp_path, geometry: Geometry | None,
     R = geometry.R * lf
     grid = g * lf
     esp = v * ef
-    q = resolve_net_charge(geometry, options, geometry.Z, R, grid, esp, esp_path, rep,
-                           "psi4 grid files")
-    rep.note("no reference charges or dipole in psi4 grid files ('mono' and dipole absent).")
-    mol = {"Z": geometry.Z, "R": R, "grid": grid, "esp": esp, "net_charge": q,
-           "name": grid_path.parent.name or grid_path.stem}
-    rep.note(f"molecule 0: {formula(geometry.Z)}, net charge {q:+g} e.")
-    return build_dataset([mol], esp_path, rep), rep.lines
+    return single_molecule_dataset(esp_path, geometry, options, R, grid, esp,
+                                   grid_path.parent.name or grid_path.stem, "psi4 grid files",
+                                   rep), rep
 
 
 def write_psi4_output_geometry(Z, R, path, net_charge: float = 0.0,

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from dcmnet.data.readers.base import ReadOptions
+from dcmnet.data.readers.options import ReadOptions
 from dcmnet.data.readers.report import err
 from dcmnet.errors import DataError
 
@@ -375,7 +375,7 @@ def _leftover_notes(kinds, explicit, grids, used, sibling, jobs, errors, notes) 
 
 
 def read_job(job: Job, options: ReadOptions | None = None):
-    """Run the reader of a job; returns ``(dataset, report_lines)``.
+    """Run the reader of a job; returns ``(dataset, report)`` (a :class:`.report.ReadReport`).
 
     Raises:
         DataError: from the reader.
@@ -411,7 +411,7 @@ def read_job(job: Job, options: ReadOptions | None = None):
 
 
 def read_geometry(path):
-    """A :class:`~dcmnet.data.readers.base.Geometry` from an xyz, psi4 output or ORCA input.
+    """A :class:`~dcmnet.data.readers.geometry.Geometry` from an xyz, psi4 output or ORCA input.
 
     Raises:
         DataError: the file is none of these, or is malformed.
