@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from dcmnet.model import create_model
-from dcmnet.training.loss import predict
+from dcmnet.model import predict_batch as predict
 
 CHARGES = np.array([[-0.22293782, 0.24309811],
                     [0.05431658, -0.06439672],

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from dcmnet.training.loss import (accumulate, epoch_metrics, loss_and_metrics, predict,
-                                  weights_array)
+from dcmnet.model import predict_batch as predict
+from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 

@@ -41,7 +41,7 @@ Call :func:`check_atomic_numbers` on each batch before entering a jitted functio
 from __future__ import annotations
 
 import functools
-from typing import Any, Tuple
+from typing import Any, Mapping, Tuple
 
 import e3x
 import flax.linen as nn
@@ -49,8 +49,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcmnet.errors import DataError
 from dcmnet.config import ModelConfig
+from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
+from dcmnet.errors import DataError
+from dcmnet.fragments import constrain_fragment_charges
 from dcmnet.message_passing import DenseMessagePass, cutoff_neighbors, default_max_neighbors
 
 #: Architecture defaults live in one place: :class:`dcmnet.config.ModelConfig`.
@@ -60,6 +62,7 @@ __all__ = [
     "DCMNet",
     "create_model",
     "count_parameters",
+    "predict_batch",
     "check_atomic_numbers",
     "pair_indices",
     "L1_TO_XYZ",
@@ -370,3 +373,33 @@ def create_model(n_dcm: int = _DEFAULTS.n_dcm, features: int = _DEFAULTS.feature
 def count_parameters(params: Any) -> int:
     """Total number of scalar parameters in a parameter pytree (e.g. ``model.init``'s)."""
     return int(sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params)))
+
+
+def predict_batch(model, params, batch: Mapping, esp_chunk_size: int | None = None) -> dict:
+    """Model outputs and derived observables of a padded batch (the one batch forward pass
+    of training, evaluation and prediction).
+
+    Args:
+        model, params: a :class:`DCMNet` (or anything with its ``apply``) and parameters.
+        batch: a padded batch (:data:`dcmnet.data.batching.BATCH_SPEC`; needs ``Z``, ``R``,
+            ``atom_mask``, ``net_charge``, ``grid``, ``grid_mask``, ``com``). Optional keys
+            ``fragment`` (B, A) int and ``fragment_charge`` (B, A) e: each fragment's
+            charges then sum to its own net charge
+            (:func:`dcmnet.fragments.constrain_fragment_charges`).
+        esp_chunk_size: grid points per ESP chunk (memory); None = all at once.
+
+    Returns:
+        dict with ``charges`` (B, A, n_dcm) e, ``positions`` (B, A, n_dcm, 3) Å, ``esp``
+        (B, G) Hartree/e (0 on padded points), ``dipole`` (B, 3) e·Å about ``com``,
+        ``atom_charges`` (B, A) e (sum over each atom's sites).
+    """
+    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
+                                     batch["net_charge"])
+    if "fragment" in batch:  # several fragments per record: each keeps its own net charge
+        charges = constrain_fragment_charges(charges, batch["atom_mask"], batch["fragment"],
+                                             batch["fragment_charge"])
+    q, x = flatten_sites(charges, positions)
+    esp = esp_from_charges(q, x, batch["grid"], batch["grid_mask"], chunk_size=esp_chunk_size)
+    dip = dipole_from_charges(q, x, batch["com"])
+    return {"charges": charges, "positions": positions, "esp": esp, "dipole": dip,
+            "atom_charges": charges.sum(-1)}

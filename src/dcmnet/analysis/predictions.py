@@ -40,7 +40,8 @@ class DatasetPrediction:
 
 def predict_dataset(model, params, data: Dataset, batch_size: int = 16,
                     esp_chunk_size: int | None = None) -> DatasetPrediction:
-    """Runs DCM-net (:func:`dcmnet.training.loss.predict`, jitted) over a dataset in padded batches.
+    """Runs DCM-net (:func:`dcmnet.model.predict_batch`, jitted) over a dataset in padded
+    batches (:func:`dcmnet.data.batching.iter_predictions`).
 
     Each padding shape is compiled once before the timed pass, so ``seconds`` measures
     inference only.
@@ -57,37 +58,34 @@ def predict_dataset(model, params, data: Dataset, batch_size: int = 16,
     """
     import jax
 
-    from dcmnet.data.batching import BatchIterator, make_batch
-    from dcmnet.training.loss import predict
-    from dcmnet.model import check_atomic_numbers
+    from dcmnet.data.batching import iter_predictions, make_batch, prediction_plan
+    from dcmnet.model import check_atomic_numbers, predict_batch
 
     check_atomic_numbers(data.Z, model.max_atomic_number)
-    fn = jax.jit(lambda p, b: predict(model, p, b, esp_chunk_size))
-    M = len(data)
-    it = BatchIterator(data, max(1, min(int(batch_size), M)), shuffle=False)
-    plan = it.batch_plan(0)
+    jitted = jax.jit(lambda p, b: predict_batch(model, p, b, esp_chunk_size))
+
+    def fn(b):
+        return jax.device_get(jitted(params, b))
+
+    plan = prediction_plan(data, batch_size)
     t0 = time.perf_counter()
-    for k, (A, G) in enumerate(it.shapes):
-        chunk = next((c for kk, c in plan if kk == k), None)
-        if chunk is not None:
-            jax.block_until_ready(fn(params, make_batch(data, chunk, it.batch_size, A, G)))
+    first = {}
+    for idx, *shape in plan:  # warm-up: compile each padding shape once
+        first.setdefault(tuple(shape), idx)
+    for (B, A, G), idx in first.items():
+        fn(make_batch(data, idx, B, A, G))
     compile_s = time.perf_counter() - t0
     ao, go = data.atom_offsets, data.grid_offsets
     n_dcm = int(model.n_dcm)
     charges = np.zeros((int(ao[-1]), n_dcm))
     positions = np.zeros((int(ao[-1]), n_dcm, 3))
     esp = np.zeros(int(go[-1]))
-    dipole = np.zeros((M, 3))
+    dipole = np.zeros((len(data), 3))
     t0 = time.perf_counter()
-    for b in it.epoch_batches(0):
-        out = jax.device_get(fn(params, b))
-        for j, i in enumerate(b["index"]):
-            if i < 0:
-                continue
-            na, ng = int(data.n_atoms[i]), int(data.n_grid[i])
-            charges[ao[i]:ao[i + 1]] = out["charges"][j, :na]
-            positions[ao[i]:ao[i + 1]] = out["positions"][j, :na]
-            esp[go[i]:go[i + 1]] = out["esp"][j, :ng]
-            dipole[i] = out["dipole"][j]
+    for i, out in iter_predictions(fn, data, plan=plan):
+        charges[ao[i]:ao[i + 1]] = out["charges"]
+        positions[ao[i]:ao[i + 1]] = out["positions"]
+        esp[go[i]:go[i + 1]] = out["esp"]
+        dipole[i] = out["dipole"]
     return DatasetPrediction(charges, positions, esp, dipole,
                              seconds=time.perf_counter() - t0, compile_seconds=compile_s)

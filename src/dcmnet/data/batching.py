@@ -27,12 +27,11 @@ resumed run sees the data in the same order; each molecule appears exactly once 
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from ase.data import atomic_masses as _ATOMIC_MASSES
 
-from dcmnet.data.dataset import Dataset
+from dcmnet.data.dataset import Dataset, centre_of_mass
 from dcmnet.errors import DataError
 
 #: Default rounding of the atom padding size.
@@ -57,6 +56,11 @@ BATCH_SPEC: dict[str, tuple[type, tuple[str, ...]]] = {
     "com": (np.float32, ("B", 3)),
     "index": (np.int32, ("B",)),
 }
+
+#: Padded axis of each key of a batch prediction (``"A"`` atoms, ``"G"`` grid points; keys
+#: not listed are per molecule): the outputs of :func:`dcmnet.model.predict_batch`.
+PREDICTION_AXES: dict[str, str] = {"charges": "A", "positions": "A", "atom_charges": "A",
+                                   "esp": "G"}
 
 
 def round_up(x: int, multiple: int) -> int:
@@ -156,9 +160,15 @@ def bucket_shapes(dataset: Dataset, indices=None, *, batch_size: int = 1,
     return [tuple(map(int, s)) for s in shapes]
 
 
+def _gather(arr: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``arr[src]``, zeros when ``arr`` is empty (structures predicted without ESP points)."""
+    return arr[src] if len(arr) else np.zeros(src.shape + arr.shape[1:], arr.dtype)
+
+
 def make_batch(dataset: Dataset, indices, batch_size: int, n_atoms_pad: int,
                n_grid_pad: int, *, atom_offsets: np.ndarray | None = None,
-               grid_offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               grid_offsets: np.ndarray | None = None,
+               atom_extras: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """One padded batch of the molecules ``indices`` (dataset indices; ``-1`` = dummy).
 
     Args:
@@ -169,9 +179,12 @@ def make_batch(dataset: Dataset, indices, batch_size: int, n_atoms_pad: int,
         n_atoms_pad, n_grid_pad: A and G; every selected molecule must fit.
         atom_offsets, grid_offsets: ``dataset.atom_offsets`` / ``grid_offsets`` when the
             caller has them precomputed (saves an O(M) cumulative sum per batch).
+        atom_extras: more per-atom keys, each a ragged (sum n_atoms,) array padded to
+            (B, A) with 0 in its own dtype (e.g. ``fragment`` / ``fragment_charge``, see
+            :func:`dcmnet.model.predict_batch`).
 
     Returns:
-        dict with the keys, shapes and dtypes of :data:`BATCH_SPEC`.
+        dict with the keys, shapes and dtypes of :data:`BATCH_SPEC` (plus ``atom_extras``).
 
     Raises:
         DataError: more indices than ``batch_size``, an index out of range, or a molecule
@@ -207,18 +220,18 @@ def make_batch(dataset: Dataset, indices, batch_size: int, n_atoms_pad: int,
 
     Z = np.where(amask, dataset.Z[asrc], 0).astype(np.int32)
     R64 = np.where(amask[..., None], dataset.R[asrc], 0.0)
-    mass = np.where(amask, _ATOMIC_MASSES[Z], 0.0)
-    mtot = mass.sum(axis=1)
-    com = np.einsum("ba,bak->bk", mass, R64) / np.where(real, mtot, 1.0)[:, None]
+    com = centre_of_mass(Z, R64)                              # (B, 3), 0 for dummies
     has_mono = real & dataset.has_mono[safe]
     has_dip = real & dataset.has_dipole[safe]
     f32 = np.float32
-    return {
+    extras = {k: np.where(amask, np.asarray(v)[asrc], 0).astype(np.asarray(v).dtype)
+              for k, v in (atom_extras or {}).items()}
+    return extras | {
         "Z": Z,
         "R": R64.astype(f32),
         "atom_mask": amask.astype(f32),
-        "grid": np.where(gmask[..., None], dataset.grid[gsrc], 0).astype(f32),
-        "esp": np.where(gmask, dataset.esp[gsrc], 0).astype(f32),
+        "grid": np.where(gmask[..., None], _gather(dataset.grid, gsrc), 0).astype(f32),
+        "esp": np.where(gmask, _gather(dataset.esp, gsrc), 0).astype(f32),
         "grid_mask": gmask.astype(f32),
         "mol_mask": real.astype(f32),
         "net_charge": np.where(real, dataset.net_charge[safe], 0.0).astype(f32),
@@ -357,3 +370,53 @@ def stack_batches(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndar
                 raise ValueError(f"stack_batches: key '{k}' has shapes {batches[0][k].shape} "
                                  f"and {b[k].shape}; stack only batches of one padding shape.")
     return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def prediction_plan(dataset: Dataset, batch_size: int, *, shrink_last: bool = False,
+                    shapes=None, **bucket_options) -> list[tuple[np.ndarray, int, int, int]]:
+    """The batches that cover every molecule once: ``[(indices, B, A, G), ...]``.
+
+    Padding shapes from :func:`bucket_shapes` (or ``shapes``), dataset order within each
+    shape (:class:`BatchIterator` without shuffling). ``B`` is ``batch_size`` (at most the
+    number of molecules); with ``shrink_last`` a batch of ``n < batch_size`` molecules
+    is padded only to the next power of two ≥ n, so one molecule costs one molecule's work
+    and at most log2(batch_size) more batch sizes compile.
+    """
+    B = max(1, min(int(batch_size), len(dataset)))
+    it = BatchIterator(dataset, B, shuffle=False, shapes=shapes, **bucket_options)
+    return [(idx, min(B, 1 << max(0, len(idx) - 1).bit_length()) if shrink_last else B,
+             *it.shapes[k]) for k, idx in it.batch_plan(0)]
+
+
+def iter_predictions(fn: Callable[[dict], Mapping], dataset: Dataset, batch_size: int = 16,
+                     *, plan=None, atom_extras: Mapping[str, np.ndarray] | None = None,
+                     axes: Mapping[str, str] = PREDICTION_AXES, **plan_options
+                     ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Unpadded per-molecule predictions of a batch function over a dataset (the one
+    prediction loop of evaluation, analysis and inference).
+
+    Args:
+        fn: padded batch (:func:`make_batch`) → dict of arrays with a leading batch axis,
+            e.g. ``lambda b: jax.device_get(jitted_predict_batch(params, b))``.
+        dataset: the molecules to predict.
+        batch_size, plan_options: see :func:`prediction_plan` (``shrink_last``, ``shapes``,
+            bucket options); ``plan``: a precomputed :func:`prediction_plan` instead.
+        atom_extras: more per-atom batch keys (see :func:`make_batch`).
+        axes: padded axis of each output key (:data:`PREDICTION_AXES`).
+
+    Yields:
+        ``(i, prediction)`` for each molecule ``i`` once, in plan order: numpy arrays with
+        the padding cut off, ``(n_atoms, ...)`` for ``"A"`` keys, ``(n_grid, ...)`` for
+        ``"G"`` keys, the molecule's row for the others.
+    """
+    if plan is None:
+        plan = prediction_plan(dataset, batch_size, **plan_options)
+    ao, go = dataset.atom_offsets, dataset.grid_offsets
+    for idx, B, A, G in plan:
+        out = {k: np.asarray(v) for k, v in fn(make_batch(
+            dataset, idx, B, A, G, atom_offsets=ao, grid_offsets=go,
+            atom_extras=atom_extras)).items()}
+        for j, i in enumerate(idx):
+            n = {"A": int(dataset.n_atoms[i]), "G": int(dataset.n_grid[i])}
+            yield int(i), {k: v[j, :n[axes[k]]] if k in axes else v[j]
+                           for k, v in out.items()}

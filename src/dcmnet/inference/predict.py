@@ -2,7 +2,8 @@
 
 ``dcmnet predict EXP --structures traj.xyz --out DIR`` and :class:`Predictor` read any
 structure file ASE reads (xyz, extxyz, sdf, pdb, ...), run DCM-net in padded batches (the
-same :func:`dcmnet.training.loss.predict` the training and the evaluation use) and return per frame:
+same :func:`dcmnet.model.predict_batch` and :func:`dcmnet.data.batching.iter_predictions`
+the training and the evaluation use) and return per frame:
 
 * ``charges`` (N, n_dcm) e and absolute ``positions`` (N, n_dcm, 3) Å of the charge sites;
 * ``atom_charges`` (N,) e, the sum over each atom's sites (exactly the net charge in total);
@@ -20,9 +21,10 @@ fragment's own net charge when it is known (``fragment_charges`` argument /
 SDF/MOL file; :mod:`dcmnet.fragments`); otherwise a warning says that charge can move
 between its fragments.
 
-Frames are grouped by their atom count padded to a multiple of 8; each group uses one grid
-padding (its largest grid rounded up to 128 points), so a trajectory of one molecule
-compiles once.
+The structures become a :class:`~dcmnet.data.dataset.Dataset` and are padded like any
+dataset (:func:`dcmnet.data.batching.bucket_shapes`: atoms to a multiple of 8, grid points
+to a multiple of 128, at most a few shapes), so a trajectory of one molecule compiles one
+shape; an incomplete batch is padded only to the next power of two of its frame count.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dcmnet.data.dataset import centre_of_mass
+from dcmnet.data.dataset import Dataset
 from dcmnet.errors import DataError
 from dcmnet.inference.results import PredictionResult
 from dcmnet.inference.structures import structure_charge
@@ -52,14 +54,11 @@ class Predictor:
     Use :meth:`from_experiment` to load a checkpoint.
     """
 
-    ATOM_MULTIPLE = 8
-    GRID_MULTIPLE = 128
-
     def __init__(self, model, params, batch_size: int = 64, esp_chunk_size: int | None = None,
                  source: str = "<model>"):
         import jax
 
-        from dcmnet.training.loss import predict
+        from dcmnet.model import predict_batch
 
         if int(batch_size) < 1:
             raise DataError(f"batch_size must be at least 1, got {batch_size}.")
@@ -69,7 +68,7 @@ class Predictor:
         self.source = source
         #: the model card when the model is a shipped one (domain warnings), else None
         self.card = None
-        self._fn = jax.jit(lambda p, b: predict(model, p, b, esp_chunk_size))
+        self._fn = jax.jit(lambda p, b: predict_batch(model, p, b, esp_chunk_size))
 
     @classmethod
     def from_experiment(cls, path, kind: str = "best", **kwargs) -> "Predictor":
@@ -88,49 +87,6 @@ class Predictor:
         return int(self.model.n_dcm)
 
     # ------------------------------------------------------------------ core
-    def _run_batch(self, Zs, Rs, Qs, grids, A: int, G: int, frags=None):
-        """One padded forward pass (B × A atoms × G points); returns the outputs (numpy).
-
-        ``frags``: per structure None or ``(labels (N,), charges (n_fragments,))``; when any
-        is given the batch carries ``fragment`` / ``fragment_charge`` (see
-        :func:`dcmnet.training.loss.predict`)."""
-        import jax
-
-        n = len(Zs)
-        # Pad the batch only to the next power of two (not always to batch_size): one
-        # molecule costs one molecule's work, and at most log2(batch_size) shapes compile.
-        B = min(self.batch_size, 1 << max(0, n - 1).bit_length())
-        Z = np.zeros((B, A), np.int32)
-        R = np.zeros((B, A, 3), np.float32)
-        am = np.zeros((B, A), np.float32)
-        grid = np.zeros((B, G, 3), np.float32)
-        gm = np.zeros((B, G), np.float32)
-        com = np.zeros((B, 3), np.float32)
-        q = np.zeros(B, np.float32)
-        for j in range(n):
-            na, ng = len(Zs[j]), len(grids[j])
-            Z[j, :na] = Zs[j]
-            R[j, :na] = Rs[j]
-            am[j, :na] = 1.0
-            grid[j, :ng] = grids[j]
-            gm[j, :ng] = 1.0
-            com[j] = centre_of_mass(Zs[j], Rs[j])
-            q[j] = Qs[j]
-        batch = {"Z": Z, "R": R, "atom_mask": am, "net_charge": q, "grid": grid,
-                 "grid_mask": gm, "com": com}
-        if frags is not None and any(f is not None for f in frags):
-            fid = np.zeros((B, A), np.int32)
-            fq = np.zeros((B, A), np.float32)
-            fq[:n, 0] = q[:n]  # no fragment info: the whole structure is fragment 0
-            for j, f in enumerate(frags):
-                if f is not None:
-                    fid[j, :len(f[0])] = f[0]
-                    fq[j, 0] = 0.0
-                    fq[j, :len(f[1])] = f[1]
-            batch["fragment"], batch["fragment_charge"] = fid, fq
-        out = jax.device_get(self._fn(self.params, batch))
-        return out, com
-
     def predict_arrays(self, Zs: Sequence[np.ndarray], Rs: Sequence[np.ndarray],
                        net_charges: Sequence[float], *, esp: bool = False,
                        grids: Sequence[np.ndarray] | None = None,
@@ -154,25 +110,24 @@ class Predictor:
         Raises:
             DataError: mismatched inputs or elements beyond the model's embedding.
         """
+        import jax
+
+        from dcmnet.data.batching import iter_predictions
         from dcmnet.model import check_atomic_numbers
 
         t0 = time.perf_counter()
-        F = len(Zs)
         Zs, Rs = _checked_structures(Zs, Rs, net_charges, grids)
         check_atomic_numbers(np.concatenate(Zs), self.model.max_atomic_number)
         self._domain_warnings(Zs, net_charges)
         grids = _esp_points(Zs, Rs, esp, grids, shells, density)
-        n_atoms = np.array([len(z) for z in Zs], np.int64)
-        n_grid = np.array([len(g) for g in grids], np.int64)
-        ao = np.concatenate([[0], np.cumsum(n_atoms)])
-        go = np.concatenate([[0], np.cumsum(n_grid)])
-        n = self.n_dcm
-        charges = np.zeros((ao[-1], n))
-        positions = np.zeros((ao[-1], n, 3))
-        dip = np.zeros((F, 3))
-        com = np.zeros((F, 3))
-        esp_out = np.zeros(go[-1])
-        chunks = self._chunks(n_atoms, n_grid)
+        data = _as_dataset(Zs, Rs, net_charges, grids, self.source)
+        ao, go, F, n = data.atom_offsets, data.grid_offsets, len(data), self.n_dcm
+        charges, positions = np.zeros((ao[-1], n)), np.zeros((ao[-1], n, 3))
+        dip, com, esp_out = np.zeros((F, 3)), np.zeros((F, 3)), np.zeros(go[-1])
+
+        def fn(batch):  # the batch's centre of mass comes back with the outputs
+            return jax.device_get(self._fn(self.params, batch)) | {"com": batch["com"]}
+
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -185,26 +140,18 @@ class Predictor:
                       TimeRemainingColumn(), console=console, disable=not progress,
                       transient=True) as bar:
             task = bar.add_task("predicting frames", total=F)
-            for chunk, A, G in chunks:
-                out, c = self._run_batch([Zs[i] for i in chunk], [Rs[i] for i in chunk],
-                                         [net_charges[i] for i in chunk],
-                                         [grids[i] for i in chunk], A, G,
-                                         None if fragments is None
-                                         else [fragments[i] for i in chunk])
-                for j, i in enumerate(chunk):
-                    na, ng = n_atoms[i], n_grid[i]
-                    charges[ao[i]:ao[i + 1]] = out["charges"][j, :na]
-                    positions[ao[i]:ao[i + 1]] = out["positions"][j, :na]
-                    dip[i] = out["dipole"][j]
-                    com[i] = c[j]
-                    esp_out[go[i]:go[i + 1]] = out["esp"][j, :ng]
-                bar.update(task, advance=len(chunk))
+            for i, out in iter_predictions(fn, data, self.batch_size, shrink_last=True,
+                                           atom_extras=_fragment_keys(data, fragments)):
+                charges[ao[i]:ao[i + 1]] = out["charges"]
+                positions[ao[i]:ao[i + 1]] = out["positions"]
+                dip[i], com[i] = out["dipole"], out["com"]
+                esp_out[go[i]:go[i + 1]] = out["esp"]
+                bar.update(task, advance=1)
         return PredictionResult(
-            n_atoms=n_atoms, Z=np.concatenate(Zs), R=np.concatenate(Rs),
+            n_atoms=data.n_atoms.astype(np.int64), Z=data.Z, R=data.R,
             net_charge=np.asarray(net_charges, np.float64), charges=charges,
-            positions=positions, dipole=dip, com=com, n_grid=n_grid,
-            grid=np.concatenate(grids) if go[-1] else np.zeros((0, 3)), esp=esp_out,
-            seconds=time.perf_counter() - t0, source=self.source)
+            positions=positions, dipole=dip, com=com, n_grid=data.n_grid.astype(np.int64),
+            grid=data.grid, esp=esp_out, seconds=time.perf_counter() - t0, source=self.source)
 
     def _domain_warnings(self, Zs, net_charges) -> None:
         """A shipped model's :class:`~dcmnet.models.DomainWarning` for structures outside
@@ -216,21 +163,6 @@ class Predictor:
         for k, (z, q) in enumerate(zip(Zs, net_charges)):
             for msg in domain_warnings(self.card, z, q, where=f"structure {k}"):
                 warnings.warn(msg, DomainWarning, stacklevel=3)  # the caller of predict_arrays
-
-    def _chunks(self, n_atoms, n_grid) -> list:
-        """``[(frame indices, A, G)]``: frames grouped by padded atom count (one grid padding
-        per group, so a trajectory compiles once), sorted by (atoms, grid), in batches."""
-        from dcmnet.data.batching import round_up
-
-        a_pad = np.array([round_up(k, self.ATOM_MULTIPLE) for k in n_atoms])
-        chunks = []
-        for A in np.unique(a_pad):
-            members = np.flatnonzero(a_pad == A)
-            members = members[np.lexsort((n_grid[members], n_atoms[members]))]
-            G = round_up(max(int(n_grid[members].max()), 1), self.GRID_MULTIPLE)
-            chunks += [(members[s:s + self.batch_size], int(A), G)
-                       for s in range(0, len(members), self.batch_size)]
-        return chunks
 
     def predict(self, structures, charge: float | Sequence[float] | None = None, *,
                 esp: bool = False, grids=None, shells=None, density=None,
@@ -333,3 +265,39 @@ def _esp_points(Zs, Rs, esp: bool, grids, shells, density) -> list:
     else:
         grids = [np.zeros((0, 3)) for _ in range(F)]
     return grids
+
+
+def _as_dataset(Zs, Rs, net_charges, grids, source: str) -> Dataset:
+    """The checked structures as a :class:`Dataset` with zero reference ESP, no reference
+    charges or dipoles. Not validated: a frame may have no ESP points (``n_grid`` 0) and
+    the inputs were checked by :func:`_checked_structures`."""
+    F = len(Zs)
+    n_grid = np.array([len(g) for g in grids], np.int32)
+    n_atoms = np.array([len(z) for z in Zs], np.int32)
+    return Dataset(
+        n_atoms=n_atoms, n_grid=n_grid, Z=np.concatenate(Zs), R=np.concatenate(Rs),
+        grid=np.concatenate(grids) if n_grid.sum() else np.zeros((0, 3)),
+        esp=np.zeros(int(n_grid.sum()), np.float32),
+        net_charge=np.asarray(net_charges, np.float64).reshape(F),
+        mono=np.zeros(int(n_atoms.sum())), has_mono=np.zeros(F, bool),
+        dipole=np.zeros((F, 3)), has_dipole=np.zeros(F, bool),
+        name=np.array([f"structure {k}" for k in range(F)]), source=source)
+
+
+def _fragment_keys(data: Dataset, fragments) -> dict | None:
+    """Per-atom batch keys ``fragment`` (int32) and ``fragment_charge`` (float32, fragment
+    ``f``'s charge at atom slot ``f``) for :func:`dcmnet.data.batching.make_batch`, or None
+    when no structure has fragment charges; a structure without them is one fragment of
+    its net charge."""
+    if fragments is None or all(f is None for f in fragments):
+        return None
+    ao = data.atom_offsets
+    fid = np.zeros(int(ao[-1]), np.int32)
+    fq = np.zeros(int(ao[-1]), np.float32)
+    for k, f in enumerate(fragments):
+        if f is None:
+            fq[ao[k]] = data.net_charge[k]
+        else:
+            fid[ao[k]:ao[k + 1]] = f[0]
+            fq[ao[k]:ao[k] + len(f[1])] = f[1]
+    return {"fragment": fid, "fragment_charge": fq}

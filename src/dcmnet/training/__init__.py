@@ -1,6 +1,7 @@
 """Training DCM-net: the loss, the optimiser, the loop, checkpoints and experiment folders.
 
-* :mod:`~dcmnet.training.loss` — masked losses and the batched forward pass (``predict``);
+* :mod:`~dcmnet.training.loss` — masked losses and metric sums (the batched forward pass is
+  :func:`dcmnet.model.predict_batch`);
 * :mod:`~dcmnet.training.optim` — optax optimiser and learning-rate schedules;
 * :mod:`~dcmnet.training.loop` — ``train_model`` (jit-compiled steps, EMA, NaN guard);
 * :mod:`~dcmnet.training.checkpoint` — orbax checkpoints (the only module that imports orbax);

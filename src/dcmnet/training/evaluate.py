@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcmnet.data.batching import BatchIterator
+from dcmnet.data.batching import iter_predictions
 from dcmnet.data.dataset import Dataset
 from dcmnet.fileio import atomic_write_json
 from dcmnet.fitting import (MULTIPOLE_BASELINES, IllPosedFitWarning, fit_monopoles,
@@ -36,32 +36,26 @@ def model_errors(model, params, data: Dataset, batch_size: int = 16,
     """
     import jax
 
-    from dcmnet.training.loss import predict
-    from dcmnet.model import check_atomic_numbers
+    from dcmnet.model import check_atomic_numbers, predict_batch
 
     check_atomic_numbers(data.Z, model.max_atomic_number)
-    fn = jax.jit(lambda p, b: predict(model, p, b, esp_chunk_size))
+    fn = jax.jit(lambda p, b: predict_batch(model, p, b, esp_chunk_size))
     M = len(data)
     out = {k: np.full(M, np.nan) for k in ("esp_rmse", "esp_mae", "dipole_error",
                                            "net_charge_error")}
     out["dipole"] = np.full((M, 3), np.nan)
-    it = BatchIterator(data, min(batch_size, M), shuffle=False)
-    for b in it.epoch_batches(0):
-        pred = jax.device_get(fn(params, b))
-        for j, i in enumerate(b["index"]):
-            if i < 0:
-                continue
-            g = b["grid_mask"][j] > 0
-            err = (pred["esp"][j][g].astype(np.float64) - b["esp"][j][g]) * HARTREE_TO_KCAL_MOL
-            out["esp_rmse"][i] = math.sqrt(float(np.mean(err**2)))
-            out["esp_mae"][i] = float(np.mean(np.abs(err)))
-            a = b["atom_mask"][j] > 0
-            out["net_charge_error"][i] = abs(float(pred["charges"][j][a].astype(np.float64).sum())
-                                             - float(b["net_charge"][j]))
-            out["dipole"][i] = pred["dipole"][j]
-            if data.has_dipole[i]:
-                out["dipole_error"][i] = float(np.linalg.norm(
-                    pred["dipole"][j] - data.dipole[i])) * EANGSTROM_TO_DEBYE
+    go = data.grid_offsets
+    for i, pred in iter_predictions(lambda b: jax.device_get(fn(params, b)), data, batch_size):
+        ref = np.asarray(data.esp[go[i]:go[i + 1]], np.float32)  # as the batch holds it
+        err = (pred["esp"].astype(np.float64) - ref) * HARTREE_TO_KCAL_MOL
+        out["esp_rmse"][i] = math.sqrt(float(np.mean(err**2)))
+        out["esp_mae"][i] = float(np.mean(np.abs(err)))
+        out["net_charge_error"][i] = abs(float(pred["charges"].astype(np.float64).sum())
+                                         - float(np.float32(data.net_charge[i])))
+        out["dipole"][i] = pred["dipole"]
+        if data.has_dipole[i]:
+            out["dipole_error"][i] = float(np.linalg.norm(
+                pred["dipole"] - data.dipole[i])) * EANGSTROM_TO_DEBYE
     return out
 
 

@@ -17,8 +17,7 @@ from typing import Mapping
 
 import jax.numpy as jnp
 
-from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
-from dcmnet.fragments import constrain_fragment_charges
+from dcmnet.model import predict_batch
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 #: Names of the runtime loss weights.
@@ -34,37 +33,15 @@ def weights_array(esp_w=1.0, chg_w=0.0, dipole_w=0.0) -> dict:
             "dipole_w": jnp.float32(dipole_w)}
 
 
-def predict(model, params, batch: Mapping, esp_chunk_size: int | None = None) -> dict:
-    """Model outputs and derived observables of a padded batch.
-
-    Returns dict with ``charges`` (B, A, n_dcm) e, ``positions`` (B, A, n_dcm, 3) Å,
-    ``esp`` (B, G) Hartree/e (0 on padded points), ``dipole`` (B, 3) e·Å about ``com``,
-    ``atom_charges`` (B, A) e (sum over each atom's sites).
-
-    Optional batch keys ``fragment`` (B, A) int and ``fragment_charge`` (B, A) e: each
-    fragment's charges then sum to its own net charge
-    (:func:`dcmnet.fragments.constrain_fragment_charges`), in training and prediction alike.
-    """
-    charges, positions = model.apply(params, batch["Z"], batch["R"], batch["atom_mask"],
-                                     batch["net_charge"])
-    if "fragment" in batch:  # several fragments per record: each keeps its own net charge
-        charges = constrain_fragment_charges(charges, batch["atom_mask"], batch["fragment"],
-                                             batch["fragment_charge"])
-    q, x = flatten_sites(charges, positions)
-    esp = esp_from_charges(q, x, batch["grid"], batch["grid_mask"], chunk_size=esp_chunk_size)
-    dip = dipole_from_charges(q, x, batch["com"])
-    return {"charges": charges, "positions": positions, "esp": esp, "dipole": dip,
-            "atom_charges": charges.sum(-1)}
-
-
 def loss_and_metrics(model, params, batch: Mapping, weights: Mapping,
                      esp_chunk_size: int | None = None):
     """Scalar loss and a dict of metric sums (see :data:`SUM_KEYS`) for one batch.
 
     Metric sums are in kcal/(mol·e) (ESP), e (charges) and D (dipole) so that epoch metrics
-    are ``sqrt(esp_se / n_points)`` etc. Returns ``(loss, (sums, predictions))``.
+    are ``sqrt(esp_se / n_points)`` etc. Returns ``(loss, (sums, predictions))``, the
+    predictions those of :func:`dcmnet.model.predict_batch`.
     """
-    out = predict(model, params, batch, esp_chunk_size)
+    out = predict_batch(model, params, batch, esp_chunk_size)
     mol = batch["mol_mask"].astype(jnp.float32)
     n_mol = jnp.maximum(mol.sum(), 1.0)
     gmask = batch["grid_mask"].astype(jnp.float32)
