@@ -157,72 +157,95 @@ def read_extxyz(path, options: ReadOptions | None = None) -> tuple[Dataset, Read
              "'X' rows with the 'esp' column; lengths Å, ESP Hartree/e.")
     lf = resolve_length("angstrom", options, rep)
     ef = resolve_esp("hartree", options, rep)
-    mols = []
     sources = {"charge": set(), "mono": set(), "dipole": 0}
-    for i, a in enumerate(frames):
-        num = a.numbers
-        real, pts = num > 0, num == 0
-        if not real.any():
-            raise err(path, "has no atoms (only 'X' rows).", "Remove the frame.", mol=i)
-        esp_col = a.arrays.get("esp")
-        if esp_col is None and a.calc is not None:
-            esp_col = a.calc.results.get("esp")
-        if esp_col is None:
-            raise err(path, "has no per-row 'esp' column.",
-                      "Add 'esp:R:1' to Properties= with the ESP (Hartree/e) on 'X' rows "
-                      "(a plain xyz is only a geometry for espot/psi4/ORCA files).", mol=i)
-        if not pts.any():
-            raise err(path, "has no ESP grid points ('X' rows).",
-                      "Add the points as 'X' rows or drop the frame.", mol=i)
-        Z = num[real].astype(int)
-        R = a.positions[real] * lf
-        grid = a.positions[pts] * lf
-        esp = np.asarray(esp_col, float)[pts] * ef
-        mono = None
-        for key in CHARGE_COLUMNS:
-            col = a.arrays.get(key)
-            if col is None and a.calc is not None:
-                col = a.calc.results.get(key)
-            if col is not None:
-                mono = np.asarray(col, float).reshape(len(a), -1)[:, 0][real]
-                sources["mono"].add(key)
-                break
-        q = _info_charge(a.info)
-        if q is not None:
-            sources["charge"].add("comment line")
-        elif options.net_charge is not None:
-            q = float(options.net_charge)
-            sources["charge"].add("--net-charge")
-        elif mono is not None and abs(mono.sum() - round(mono.sum())) < 0.1:
-            q = float(round(mono.sum()))
-            sources["charge"].add("rounded sum of the charges")
-        else:
-            q = net_charge_from_esp(Z, R, grid, esp, path, rep, i, "the frame")
-            sources["charge"].add("ESP estimate")
-        q = float(round(q)) + 0.0
-        mult = _info_mult(a.info)
-        if mult is not None:
-            check_electron_count(Z, q, path, i, multiplicity=mult)
-        mol = {"Z": Z, "R": R, "grid": grid, "esp": esp, "net_charge": q, "mono": mono,
-               "name": str(a.info.get("name", f"{path.stem}:{i}"))}
-        dip = a.info.get("dipole")
-        if dip is None and a.calc is not None:
-            dip = a.calc.results.get("dipole")
-        if dip is not None:
-            d = np.asarray(dip, float).reshape(-1)
-            if d.shape == (3,):
-                mol["dipole"] = dipole_to_com(d * ANGSTROM_TO_BOHR, np.zeros(3), Z, R, q)
-                sources["dipole"] += 1
-        mols.append(mol)
+    mols = [_frame_molecule(a, i, path, options, lf, ef, rep, sources)
+            for i, a in enumerate(frames)]
     rep.note("net charge from " + ", ".join(sorted(sources["charge"])) + "; "
              + (f"reference charges from column(s) {sorted(sources['mono'])}"
                 if sources["mono"] else "no per-atom charge column: no 'mono'")
              + f"; dipoles in {sources['dipole']} frame(s).")
     if not sources["mono"]:
         rep.warn("no per-atom charges: the charge loss and charge metrics are off for these "
-                 "molecules.")
+                 "molecules.", field="mono")
     rep.note(f"formulas: {', '.join(sorted({formula(m['Z']) for m in mols}))}.")
     return build_dataset(mols, path, rep), rep
+
+
+def _column(a, key: str):
+    """A per-row column of frame ``a`` (its arrays, else its calculator's results)."""
+    col = a.arrays.get(key)
+    if col is None and a.calc is not None:
+        col = a.calc.results.get(key)
+    return col
+
+
+def _frame_molecule(a, i: int, path, options: ReadOptions, lf: float, ef: float,
+                    rep: ReadReport, sources: dict) -> dict:
+    """The molecule dict of frame ``i``; ``sources`` collects where the net charges,
+    reference charges and dipoles came from.
+
+    Raises:
+        DataError: a frame without atoms, ESP column or ``X`` rows; an undecidable net
+            charge or one inconsistent with the multiplicity.
+    """
+    num = a.numbers
+    real, pts = num > 0, num == 0
+    if not real.any():
+        raise err(path, "has no atoms (only 'X' rows).", "Remove the frame.", mol=i)
+    esp_col = _column(a, "esp")
+    if esp_col is None:
+        raise err(path, "has no per-row 'esp' column.",
+                  "Add 'esp:R:1' to Properties= with the ESP (Hartree/e) on 'X' rows "
+                  "(a plain xyz is only a geometry for espot/psi4/ORCA files).", mol=i)
+    if not pts.any():
+        raise err(path, "has no ESP grid points ('X' rows).",
+                  "Add the points as 'X' rows or drop the frame.", mol=i)
+    Z = num[real].astype(int)
+    R = a.positions[real] * lf
+    grid = a.positions[pts] * lf
+    esp = np.asarray(esp_col, float)[pts] * ef
+    mono = None
+    for key in CHARGE_COLUMNS:
+        col = _column(a, key)
+        if col is not None:
+            mono = np.asarray(col, float).reshape(len(a), -1)[:, 0][real]
+            sources["mono"].add(key)
+            break
+    q = _frame_charge(a, i, Z, R, grid, esp, mono, path, options, rep, sources)
+    mol = {"Z": Z, "R": R, "grid": grid, "esp": esp, "net_charge": q, "mono": mono,
+           "name": str(a.info.get("name", f"{path.stem}:{i}"))}
+    dip = a.info.get("dipole")
+    if dip is None and a.calc is not None:
+        dip = a.calc.results.get("dipole")
+    if dip is not None:
+        d = np.asarray(dip, float).reshape(-1)
+        if d.shape == (3,):
+            mol["dipole"] = dipole_to_com(d * ANGSTROM_TO_BOHR, np.zeros(3), Z, R, q)
+            sources["dipole"] += 1
+    return mol
+
+
+def _frame_charge(a, i: int, Z, R, grid, esp, mono, path, options: ReadOptions,
+                  rep: ReadReport, sources: dict) -> float:
+    """Net charge of frame ``i``: the comment line's, the user's, the rounded sum of the
+    reference charges, else the ESP estimate; checked against the multiplicity."""
+    q = _info_charge(a.info)
+    if q is not None:
+        sources["charge"].add("comment line")
+    elif options.net_charge is not None:
+        q = float(options.net_charge)
+        sources["charge"].add("--net-charge")
+    elif mono is not None and abs(mono.sum() - round(mono.sum())) < 0.1:
+        q = float(round(mono.sum()))
+        sources["charge"].add("rounded sum of the charges")
+    else:
+        q = net_charge_from_esp(Z, R, grid, esp, path, rep, i, "the frame")
+        sources["charge"].add("ESP estimate")
+    q = float(round(q)) + 0.0
+    mult = _info_mult(a.info)
+    if mult is not None:
+        check_electron_count(Z, q, path, i, multiplicity=mult)
+    return q
 
 
 def _fmt_info(m: dict) -> str:

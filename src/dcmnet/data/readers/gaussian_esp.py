@@ -84,7 +84,25 @@ def _components(line: str) -> dict[str, float]:
 
 def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: ReadOptions,
                  lf: float, ef: float, index: int) -> tuple[dict, int]:
-    """Parse one block starting at its header line; return (molecule, next line index)."""
+    """Parse one block starting at its header line; return (molecule, next line index).
+
+    Sections: charge and atom-count lines, atom lines, dipole/quadrupole lines, ESP points;
+    then the molecule is assembled (:func:`_block_molecule`).
+
+    Raises:
+        DataError: a missing or damaged section, naming the line (or the molecule).
+    """
+    charge, mult, n_at, i = _block_header(lines, start, path)
+    Z, R, q, i = _block_atoms(lines, i, n_at, path)
+    dip, quad, npts, i = _block_moments(lines, i, path, index)
+    v, i = _block_points(lines, i, npts, path, index)
+    mol = _block_molecule(path, rep, index, lf, ef, charge, mult, np.array(Z, int), R, q, v,
+                          dip, quad)
+    return mol, i
+
+
+def _block_header(lines: list[str], start: int, path) -> tuple[float, int, int, int]:
+    """``(charge, multiplicity, atom count, index of the first atom line)``."""
     i = start + 1
     while i < len(lines) and not lines[i].strip():
         i += 1
@@ -98,8 +116,11 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
     if not m:
         raise err(path, "expected the 'ATOMIC COORDINATES ... #ATOMS = n' line.",
                   "The file is damaged.", line=i + 1)
-    n_at = int(m.group(1))
-    i += 1
+    return charge, mult, int(m.group(1)), i + 1
+
+
+def _block_atoms(lines: list[str], i: int, n_at: int, path):
+    """``(Z [N], R [N][3] Bohr, ESP charges [N], next line index)`` of the atom lines."""
     Z, R, q = [], [], []
     for a in range(n_at):
         if i >= len(lines):
@@ -115,6 +136,12 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
         R.append(vals[:3])
         q.append(vals[3] if len(vals) > 3 else 0.0)
         i += 1
+    return Z, R, q, i
+
+
+def _block_moments(lines: list[str], i: int, path, index: int):
+    """``(dipole (3,) | None, quadrupole components, point count, index of the first point
+    line)``: the lines between the atoms and the ESP values."""
     dip, quad = None, {}
     npts = None
     while i < len(lines):
@@ -145,6 +172,11 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
         raise err(path, "has no 'ESP VALUES AND GRID POINT COORDINATES. #POINTS = n' "
                   "section.", "Rerun Gaussian with pop=MK iop(6/50=1) or check the file.",
                   mol=index)
+    return dip, quad, npts, i
+
+
+def _block_points(lines: list[str], i: int, npts: int, path, index: int):
+    """``(rows (P, 4) of 'V x y z' in atomic units, next line index)``."""
     vals = []
     first = i
     while i < len(lines) and lines[i].strip() and HEADER not in lines[i].upper():
@@ -156,8 +188,17 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
                   mol=index)
     if npts == 0:
         raise err(path, "has no ESP grid points.", "Regenerate the ESP.", mol=index)
-    v = np.array(vals)
-    Z = np.array(Z, int)
+    return np.array(vals), i
+
+
+def _block_molecule(path, rep: ReadReport, index: int, lf: float, ef: float, charge: float,
+                    mult: int, Z: np.ndarray, R, q, v: np.ndarray, dip, quad: dict) -> dict:
+    """The molecule dict of one block (Å, Hartree/e; ``mono`` from a non-empty ESP-charge
+    column; dipole about the centre of mass) and its report line.
+
+    Raises:
+        DataError: a non-integer header charge, or one inconsistent with the multiplicity.
+    """
     R = np.array(R) * lf
     frac = abs(charge - round(charge))
     if frac > 1e-6:
@@ -172,11 +213,11 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
         mol["mono"] = q
         if abs(q.sum() - charge) > 0.01:
             rep.warn(f"ESP charges of molecule {index} sum to {q.sum():.4f} e, not the "
-                     f"header's {charge:+g} e.")
+                     f"header's {charge:+g} e.", molecule=index, field="mono", stacklevel=4)
     if dip is not None:
         mol["dipole"] = dipole_to_com(dip, np.zeros(3), Z, R, charge)
     rep.extras.setdefault("quadrupole_traceless_au", []).append(quad or None)
-    rep.note(f"molecule {index}: {formula(Z)}, {n_at} atoms, {npts} ESP points, charge "
+    rep.note(f"molecule {index}: {formula(Z)}, {len(Z)} atoms, {len(v)} ESP points, charge "
              f"{charge:+g} e and multiplicity {mult} from the header (electron count "
              "consistent); "
              + ("Merz–Kollman ESP charges used as 'mono'; " if "mono" in mol
@@ -186,7 +227,7 @@ def _parse_block(lines: list[str], start: int, path, rep: ReadReport, options: R
              + ("traceless quadrupole (e·Bohr², not used for training): "
                 + ", ".join(f"{k}={v:.5g}" for k, v in quad.items()) + "." if quad
                 else "no quadrupole."))
-    return mol, i
+    return mol
 
 
 def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadReport]:
@@ -222,7 +263,8 @@ def read_gaussian_esp(path, options: ReadOptions | None = None) -> tuple[Dataset
             if m["net_charge"] != float(options.net_charge):
                 rep.warn(f"the header states net charge {m['net_charge']:+g} e for molecule "
                          f"{k}; --net-charge {options.net_charge:+g} only applies to files "
-                         "that do not state it, so the header's charge is used.")
+                         "that do not state it, so the header's charge is used.",
+                         molecule=k, field="net_charge")
     return build_dataset(mols, path, rep), rep
 
 

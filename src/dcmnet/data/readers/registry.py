@@ -72,7 +72,7 @@ def sniff(path) -> str:
         DataError: missing file, a single ``.npy`` array, or an unrecognised format (the
             message lists the supported formats).
     """
-    from dcmnet.data.readers.cube import looks_like_cube
+    from dcmnet.data.readers.cube_file import looks_like_cube
     from dcmnet.data.readers.espot import looks_like_espot
     from dcmnet.data.readers.extxyz import is_extxyz_with_esp, looks_like_xyz
     from dcmnet.data.readers.gaussian_esp import looks_like_gaussian_esp
@@ -107,12 +107,12 @@ def sniff(path) -> str:
     if looks_like_gaussian_esp(lines):
         return "gaussian_esp"
     if looks_like_cube(lines):
-        from dcmnet.data.readers.cube import _kind_from_comment
-        k = _kind_from_comment(lines[0] + " " + lines[1])
+        from dcmnet.data.readers.cube_file import kind_from_comment
+        k = kind_from_comment(lines[0] + " " + lines[1])
         if k == "density":
             return "cube_density"
         if k == "unknown":
-            from dcmnet.data.readers.cube import cube_kind, parse_cube
+            from dcmnet.data.readers.cube_file import cube_kind, parse_cube
             return "cube_density" if cube_kind(parse_cube(path)) == "density" else "cube"
         return "cube"
     if looks_like_psi4_output(text) or "psi4: an open-source" in text[:4000].lower():
@@ -272,7 +272,7 @@ def _pair_densities(kinds, errors, used):
     potentials = [p for p, k in kinds.items() if k == "cube"]
     dens_for: dict[Path, Path] = {}
     if densities:
-        from dcmnet.data.readers.cube import density_partner_ok, parse_cube
+        from dcmnet.data.readers.cube_file import density_partner_ok, parse_cube
         parsed = {}
         for p in densities + potentials:
             try:
@@ -313,7 +313,7 @@ def _siblings(kinds, geoms, grids, dens_for) -> dict:
                     sibling[q] = kq
                 elif kq == "cube_density" and k == "cube" and q not in dens_for.values() \
                         and _common_prefix(q.stem, p.stem) >= 3:
-                    from dcmnet.data.readers.cube import density_partner_ok, parse_cube
+                    from dcmnet.data.readers.cube_file import density_partner_ok, parse_cube
                     try:
                         if density_partner_ok(parse_cube(p), parse_cube(q)):
                             dens_for[p] = q
