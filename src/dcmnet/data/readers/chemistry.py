@@ -164,6 +164,18 @@ def molecules_of(data) -> list[dict]:
     return list(data)
 
 
+def only_molecule(data, what: str) -> dict:
+    """The one molecule of ``data`` (see :func:`molecules_of`) for a single-molecule format.
+
+    Raises:
+        ValueError: ``data`` holds more or fewer than one molecule; the message is ``what``.
+    """
+    mols = molecules_of(data)
+    if len(mols) != 1:
+        raise ValueError(what)
+    return mols[0]
+
+
 def mol_formal_charges(path: PathLike) -> list[int] | None:
     """Total formal charge (e) of every record of an SDF/MOL file, read with RDKit (the
     ``M  CHG`` lines and atom-block charge codes, which ASE's reader drops).

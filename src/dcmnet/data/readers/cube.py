@@ -230,7 +230,7 @@ def _cube_net_charge(Z, R, grid, esp, n_el: float | None, options: ReadOptions, 
                 check_electron_count(Z, q, path, 0, n_electrons=n_el)
             rep.warn(f"the density integrates to {n_el:.2f} electrons, not the {zsum - q:g} "
                      "the given charge implies (the cube may be too coarse to integrate the "
-                     "core density).", stacklevel=4)
+                     "core density).", field="net_charge", molecule=0, stacklevel=4)
         return q
     q = net_charge_from_esp(Z, R, grid, esp, path, rep, None, "a cube file")
     if n_el is not None:
@@ -238,7 +238,7 @@ def _cube_net_charge(Z, R, grid, esp, n_el: float | None, options: ReadOptions, 
             rep.warn(f"the density integrates to {n_el:.2f} electrons but the net charge "
                      f"{q:+g} e implies {zsum - q:g}: the density cube is too coarse to "
                      "integrate the core density, or it belongs to another calculation.",
-                     stacklevel=4)
+                     field="net_charge", molecule=0, stacklevel=4)
         else:
             rep.note(f"electron count consistent with the density cube ({n_el:.2f} vs "
                      f"{zsum - q:g}).")

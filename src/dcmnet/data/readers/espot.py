@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.chemistry import molecules_of
+from dcmnet.data.readers.chemistry import only_molecule
 from dcmnet.data.readers.geometry import (
     Geometry,
     match_geometry,
@@ -117,10 +117,7 @@ def write_espot(molecule, path, xyz_path=None) -> tuple[Path, Path]:
     """
     from dcmnet.data.readers.extxyz import write_xyz_geometry
 
-    mols = molecules_of(molecule)
-    if len(mols) != 1:
-        raise ValueError("an espot file holds exactly one molecule; write one file each.")
-    m = mols[0]
+    m = only_molecule(molecule, "an espot file holds exactly one molecule; write one file each.")
     path = Path(path)
     xyz_path = Path(xyz_path) if xyz_path else path.with_suffix(".xyz")
     R = np.asarray(m["R"], float) * ANGSTROM_TO_BOHR

@@ -100,24 +100,24 @@ def _read_frames(path) -> list:
                   "Check the atom counts and the comment line.") from None
 
 
-def _info_charge(info: dict) -> float | None:
-    for k in NET_CHARGE_KEYS:
+def _info_value(info: dict, keys, cast):
+    """``cast`` of the first of ``keys`` in a frame's comment-line ``info`` (``None`` when
+    absent or not convertible)."""
+    for k in keys:
         if k in info:
             try:
-                return float(info[k])
+                return cast(info[k])
             except (TypeError, ValueError):
                 return None
     return None
+
+
+def _info_charge(info: dict) -> float | None:
+    return _info_value(info, NET_CHARGE_KEYS, float)
 
 
 def _info_mult(info: dict) -> int | None:
-    for k in ("multiplicity", "mult"):
-        if k in info:
-            try:
-                return int(info[k])
-            except (TypeError, ValueError):
-                return None
-    return None
+    return _info_value(info, ("multiplicity", "mult"), int)
 
 
 def read_xyz_geometry(path) -> Geometry:

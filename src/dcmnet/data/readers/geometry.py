@@ -94,7 +94,7 @@ def resolve_net_charge(geometry: Geometry | None, options: ReadOptions, Z, R, gr
         if options.net_charge is not None and float(options.net_charge) != q:
             report.warn(f"{geometry.source.name} states net charge {q:+g} e; --net-charge "
                         f"{options.net_charge:+g} only applies to files that do not state "
-                        "it, so the file's charge is used.")
+                        "it, so the file's charge is used.", field="net_charge", molecule=0)
     elif options.net_charge is not None:
         q = float(options.net_charge)
         report.note(f"net charge {q:+g} e given by the user.")

@@ -174,7 +174,7 @@ def read_hdf5(path, options: ReadOptions | None = None) -> tuple[Dataset, ReadRe
             rep.note(n.text + n.ending)
     if not any(m["mono"] is not None for m in mols):
         rep.warn("no 'mbis_charges': no reference charges, the charge loss and charge "
-                 "metrics are off for these molecules.")
+                 "metrics are off for these molecules.", field="mbis_charges")
     rep.note(f"formulas: {', '.join(sorted({formula(m['Z']) for m in mols}))}.")
     return build_dataset(mols, path, rep), rep
 

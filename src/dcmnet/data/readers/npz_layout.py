@@ -35,10 +35,11 @@ class _Ctx:
         self.translation = True
         self.rep.note(text)
 
-    def translated_warning(self, text: str) -> None:
+    def translated_warning(self, text: str, fix: str | None = None,
+                           field: str | None = None) -> None:
         """Report a translation of the layout that the user should fix, as a warning."""
         self.translation = True
-        self.rep.warn(text, stacklevel=4)
+        self.rep.warn(text, fix, field=field, stacklevel=4)
 
     def err(self, field, msg, fix=None, mol=None) -> DataError:
         """:func:`dcmnet.errors.data_error` for ``field`` of this file."""
@@ -274,12 +275,12 @@ def _net_charge(ctx, raw, n, A, out):
         # per-atom values under a net-charge name: atomic charges, like a (n, A) 'Q'
         if "mono" in out:
             rep.warn(f"'{key}' holds one value per atom (atomic charges?) and 'mono' "
-                     "exists; ignored.")
+                     "exists; ignored.", field=key)
         else:
             out["mono"] = q.reshape(n, A)
             ctx.translated_warning(f"'{key}' holds one value per atom: interpreted as atomic "
                                    "charges and used as 'mono'; store reference atomic "
-                                   "charges under 'mono'.")
+                                   "charges under 'mono'.", field=key)
         q = None
     elif q.shape != (n,):
         raise ctx.err(key, f"has {q.size} entries, expected one net charge per molecule "
@@ -335,8 +336,8 @@ def _interpret_Q(ctx: _Ctx, Q: np.ndarray, n: int, A: int, real: np.ndarray, out
         choice = "atomic" if ("atomic" in cand and looks_atomic) else \
             next(c for c in cand if c != "atomic")
         ctx.translated_warning(f"'Q' of shape {Q.shape} is ambiguous ({' or '.join(cand)}); "
-                               f"interpreted as {_Q_TEXT[choice]} from its content. Use "
-                               "distinct keys to be sure.")
+                               f"interpreted as {_Q_TEXT[choice]} from its content.",
+                               "Use distinct keys to be sure.", field="Q")
     how = "" if shaped else " (from flat storage)"
     if choice == "net":
         out["Q"] = Q.reshape(n)
@@ -344,12 +345,13 @@ def _interpret_Q(ctx: _Ctx, Q: np.ndarray, n: int, A: int, real: np.ndarray, out
     elif choice == "atomic":
         q = Q.reshape(n, A)
         if "mono" in out:
-            rep.warn(f"'Q' {Q.shape} holds atomic charges but 'mono' exists; 'Q' ignored.")
+            rep.warn(f"'Q' {Q.shape} holds atomic charges but 'mono' exists; 'Q' ignored.",
+                     field="Q")
         else:
             out["mono"] = q
             ctx.translated_warning(f"'Q' {Q.shape} interpreted as atomic charges{how} and "
                                    "used as 'mono'; store reference atomic charges under "
-                                   "'mono'.")
+                                   "'mono'.", field="Q")
     elif choice == "quad6":
         rep.extras["quadrupole_components"] = Q.reshape(n, 6)
         ctx.translated(f"'Q' {Q.shape} interpreted as 6 quadrupole components per molecule{how} "

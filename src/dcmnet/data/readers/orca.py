@@ -24,7 +24,7 @@ from dcmnet.data.dataset import Dataset
 from dcmnet.data.readers.chemistry import (
     default_multiplicity,
     element_number,
-    molecules_of,
+    only_molecule,
     symbol,
 )
 from dcmnet.data.readers.geometry import Geometry, require_geometry, single_molecule_dataset
@@ -160,10 +160,7 @@ def write_orca(molecule, folder, name: str = "mol") -> dict:
     Returns:
         dict with the paths written (``input``, ``points``, ``vpot``).
     """
-    mols = molecules_of(molecule)
-    if len(mols) != 1:
-        raise ValueError("an orca_vpot output holds one molecule; write one file each.")
-    m = mols[0]
+    m = only_molecule(molecule, "an orca_vpot output holds one molecule; write one file each.")
     folder = Path(folder)
     Z, R = np.asarray(m["Z"], int), np.asarray(m["R"], float)
     q = float(m.get("net_charge", 0.0))

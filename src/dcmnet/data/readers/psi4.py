@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset
-from dcmnet.data.readers.chemistry import default_multiplicity, element_number, molecules_of
+from dcmnet.data.readers.chemistry import default_multiplicity, element_number, only_molecule
 from dcmnet.data.readers.geometry import Geometry, require_geometry, single_molecule_dataset
 from dcmnet.data.readers.options import ReadOptions, resolve_esp, resolve_length
 from dcmnet.data.readers.report import ReadReport, err
@@ -164,10 +164,7 @@ def write_psi4_grid(molecule, folder, prefix: str = "", geometry: str = "output"
         dict with the paths written (``grid``, ``esp``, ``geometry``).
     """
     from dcmnet.data.readers.extxyz import write_xyz_geometry
-    mols = molecules_of(molecule)
-    if len(mols) != 1:
-        raise ValueError("psi4 grid files hold one molecule; write one folder each.")
-    m = mols[0]
+    m = only_molecule(molecule, "psi4 grid files hold one molecule; write one folder each.")
     folder = Path(folder)
     grid, esp = np.asarray(m["grid"], float), np.asarray(m["esp"], float)
     gp = write_text_atomic(folder / f"{prefix}grid.dat", "".join(
