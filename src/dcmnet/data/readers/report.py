@@ -153,7 +153,3 @@ class ReadReport(Sequence):
         return (f"ReadReport(path={self.path}, format={self.format!r}, "
                 f"canonical={self.canonical}, {len(self.entries)} entries, "
                 f"{len(self.warnings)} warnings)")
-
-
-#: Former name of :class:`ReadReport`.
-Report = ReadReport
