@@ -138,3 +138,15 @@ def test_one_flat_view_for_logging():
     assert len(flat) == n
     from dcmnet.training.reporting import _flat_config
     assert _flat_config(cfg) == flat
+
+
+def test_tune_fixes_the_flags_given():
+    from dcmnet.cli.tune import _fixed
+
+    p = build_parser()
+    args = p.parse_args(["tune", "--study", "s", "--no-use-ema", "--n-dcm", "3",
+                         "--step-every-epochs", "5"])
+    assert _fixed(args) == {"use_ema": False, "n_dcm": 3, "step_every_epochs": 5}
+    assert args.num_epochs == 30                     # tune's own default, not the config's
+    with pytest.raises(SystemExit):
+        p.parse_args(["tune", "--study", "s", "--preset", "fast"])
