@@ -115,6 +115,40 @@ def _min_image(d, cell, inv_cell):
     return s @ cell
 
 
+def _site_blocks(x, q, mol, block_size: int):
+    """Sites padded (charge 0, molecule −1) to whole blocks of ``bs`` sites.
+
+    Returns:
+        ``(xr (nb, bs, 3), qr (nb, bs), mr (nb, bs), bs)``.
+    """
+    S = x.shape[0]
+    bs = int(min(block_size, max(S, 1)))
+    nb = -(-S // bs)
+    pad = nb * bs - S
+    xr = jnp.concatenate([x, jnp.zeros((pad, 3), x.dtype)]).reshape(nb, bs, 3)
+    qr = jnp.concatenate([q, jnp.zeros((pad,), x.dtype)]).reshape(nb, bs)
+    mr = jnp.concatenate([mol, -jnp.ones((pad,), jnp.int32)]).reshape(nb, bs)
+    return xr, qr, mr, bs
+
+
+def _image_fn(cell, orthorhombic: bool | None, dtype):
+    """``d -> d`` for the displacement vectors (..., 3), Å: the minimum image in ``cell``
+    (per axis for an orthorhombic cell, detected when ``orthorhombic`` is None and the cell
+    concrete), the identity for ``cell`` None."""
+    if cell is None:
+        return lambda d: d
+    ortho = bool(orthorhombic)
+    if orthorhombic is None and not isinstance(cell, jax.core.Tracer):
+        c = np.asarray(cell)
+        ortho = bool(np.all(c == np.diag(np.diag(c))))
+    cell = jnp.asarray(cell, dtype)
+    if ortho:                                        # orthorhombic: per axis, no matmul
+        lengths = jnp.diagonal(cell)
+        return lambda d: d - lengths * jnp.round(jax.lax.stop_gradient(d / lengths))
+    inv_cell = jnp.linalg.inv(cell)
+    return lambda d: _min_image(d, cell, inv_cell)
+
+
 def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: float | None = None,
                    method: str | None = None, epsilon_rf: float = DEFAULT_EPSILON_RF,
                    block_size: int = 1024, orthorhombic: bool | None = None):
@@ -142,30 +176,16 @@ def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: floa
             checked when concrete).
     """
     method = method or ("shifted-force" if cutoff is not None else "coulomb")
-    periodic = cell is not None
-    if periodic and not isinstance(cell, jax.core.Tracer):
+    if cell is not None and not isinstance(cell, jax.core.Tracer):
         check_cutoff(np.asarray(cell), [True] * 3, cutoff, method)
-    elif not periodic:
+    elif cell is None:
         check_cutoff(None, None, cutoff, method)
     x = jnp.asarray(x)
     dtype = x.dtype
     q = jnp.asarray(q, dtype)
     mol = jnp.asarray(mol, jnp.int32)
-    S = x.shape[0]
-    bs = int(min(block_size, max(S, 1)))
-    nb = -(-S // bs)
-    pad = nb * bs - S
-    xr = jnp.concatenate([x, jnp.zeros((pad, 3), dtype)]).reshape(nb, bs, 3)
-    qr = jnp.concatenate([q, jnp.zeros((pad,), dtype)]).reshape(nb, bs)
-    mr = jnp.concatenate([mol, -jnp.ones((pad,), jnp.int32)]).reshape(nb, bs)
-    ortho = bool(orthorhombic)
-    if periodic:
-        if orthorhombic is None and not isinstance(cell, jax.core.Tracer):
-            c = np.asarray(cell)
-            ortho = bool(np.all(c == np.diag(np.diag(c))))
-        cell = jnp.asarray(cell, dtype)
-        inv_cell = jnp.linalg.inv(cell)
-        lengths = jnp.diagonal(cell)
+    xr, qr, mr, bs = _site_blocks(x, q, mol, block_size)
+    image = _image_fn(cell, orthorhombic, dtype)
     rc2 = float(cutoff) ** 2 if cutoff is not None else None
     has_ext = ext_q is not None and np.shape(ext_q)[0] > 0
     if has_ext:
@@ -173,11 +193,7 @@ def coulomb_energy(q, x, mol, ext_q=None, ext_x=None, *, cell=None, cutoff: floa
         ext_x = jnp.asarray(ext_x, dtype)
 
     def pair_sum(xi, qi, ok, xj, qj):
-        d = xj[None, :, :] - xi[:, None, :]
-        if periodic and ortho:                       # orthorhombic: per axis, no matmul
-            d = d - lengths * jnp.round(jax.lax.stop_gradient(d / lengths))
-        elif periodic:
-            d = _min_image(d, cell, inv_cell)
+        d = image(xj[None, :, :] - xi[:, None, :])
         r2 = jnp.sum(d * d, axis=-1)
         if rc2 is not None:
             ok = ok & (r2 < rc2)
