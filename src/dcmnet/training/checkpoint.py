@@ -13,10 +13,13 @@ validation loss, configuration snapshot, ...). Nothing is pickled.
 
 Saving is synchronous and atomic: orbax writes ``<step>.orbax-checkpoint-tmp`` and renames it
 to ``<step>`` only when complete, so a process killed mid-save leaves a temporary folder that
-:meth:`CheckpointStore.steps` ignores (orbax removes it when the same step is saved again).
-Re-saving an existing step moves the old folder aside (``<step>.dcmnet-replaced``) until the
-new one is complete; old steps are renamed to ``<step>.dcmnet-deleting`` before they are
-removed, so a half-deleted folder never looks like a checkpoint.
+:meth:`CheckpointStore.steps` ignores (the next writer's orbax manager removes it:
+``cleanup_tmp_directories``). How many steps of a kind are kept is orbax's preservation
+policy ``LatestN`` (the step just saved and the highest other steps); orbax renames pruned
+steps into ``<kind>/.dcmnet-deleting/`` (``todelete_subdir``) and the store empties that
+folder, so a half-deleted folder never looks like a checkpoint. Orbax never overwrites a
+step: re-saving one moves the old folder aside (``<step>.dcmnet-replaced``) until the new one
+is complete.
 
 "Newest" means the highest step number, as in orbax.
 """
@@ -47,8 +50,9 @@ _CHECKPOINTS = "checkpoints"
 _ITEMS = ("state", "meta")
 _STEP_RE = re.compile(r"^(0|[1-9][0-9]*)$")
 _REPLACED = ".dcmnet-replaced"
+# orbax's todelete_subdir inside each kind folder (also the suffix of an earlier version's
+# ``<step>.dcmnet-deleting`` folders): whatever ends so is removed.
 _DELETING = ".dcmnet-deleting"
-_ORBAX_TMP = ".orbax-checkpoint-tmp"
 # Substrings of orbax errors that mean "the target does not fit this checkpoint" (a changed
 # model or optimizer), as opposed to a damaged checkpoint. Falling back to an older step would
 # hide such a mismatch, so it is reported at once.
@@ -117,15 +121,6 @@ def _json_meta(meta) -> dict:
         raise TypeError(f"checkpoint meta is not JSON serialisable: {exc}") from exc
 
 
-def _remove_tree(path: Path) -> None:
-    """Delete a step folder: first rename it (so it stops looking like a step), then remove."""
-    trash = path.with_name(path.name + _DELETING)
-    if trash.exists():
-        shutil.rmtree(trash, ignore_errors=True)
-    path.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -184,7 +179,7 @@ class CheckpointStore:
         self.exp_dir: Path = _abs(exp_dir)
         self.root: Path = self.exp_dir / _CHECKPOINTS
         self._keep = {"latest": int(keep_latest), "best": 1, "periodic": int(keep_periodic)}
-        self._managers: dict[str, ocp.CheckpointManager] = {}
+        self._managers: dict[tuple[str, bool], ocp.CheckpointManager] = {}
         self._recovered: set[str] = set()
 
     # ---------------------------------------------------------------- paths and listing
@@ -204,24 +199,33 @@ class CheckpointStore:
         steps = self.steps(kind)
         return steps[-1] if steps else None
 
-    def _manager(self, kind: str) -> ocp.CheckpointManager:
-        mngr = self._managers.get(kind)
+    def _manager(self, kind: str, write: bool = False) -> ocp.CheckpointManager:
+        """The orbax manager of ``kind``: read-only for restoring (it deletes nothing, so a
+        reader never removes a running writer's temporary folder), or the writer's, which
+        keeps ``LatestN`` steps, removes temporary folders of unfinished saves when created
+        and renames pruned steps into ``.dcmnet-deleting/``."""
+        mngr = self._managers.get((kind, write))
         if mngr is None:
-            options = ocp.CheckpointManagerOptions(
-                max_to_keep=None,  # pruning is done here, by step number
-                enable_async_checkpointing=False,
-                create=False,
-            )
+            if write:
+                options = ocp.CheckpointManagerOptions(
+                    enable_async_checkpointing=False, create=False,
+                    preservation_policy=ocp.checkpoint_managers.LatestN(n=self._keep[kind]),
+                    cleanup_tmp_directories=True, todelete_subdir=_DELETING)
+            else:
+                options = ocp.CheckpointManagerOptions(
+                    enable_async_checkpointing=False, create=False, read_only=True)
             mngr = ocp.CheckpointManager(self.kind_dir(kind), options=options, item_names=_ITEMS)
-            self._managers[kind] = mngr
+            self._managers[(kind, write)] = mngr
         return mngr
 
-    def _recover(self, kind_dir: Path) -> None:
-        """Finish what a killed writer left: put back a step that was being replaced when the
-        replacement never completed; remove folders that were being deleted and orbax's
-        temporary folders of unfinished saves (this store is taken to be the only writer)."""
+    def _recover(self, kind: str) -> None:
+        """Finish what a killed writer left (this store is taken to be the only writer): put
+        back a step that was being replaced when the replacement never completed, remove
+        folders that were being deleted, and open the writer's orbax manager (which removes
+        orbax's temporary folders of unfinished saves)."""
+        kind_dir = self.kind_dir(kind)
         for child in kind_dir.iterdir():
-            if child.name.endswith(_DELETING) or _ORBAX_TMP in child.name:
+            if child.name.endswith(_DELETING):
                 shutil.rmtree(child, ignore_errors=True)
             elif child.name.endswith(_REPLACED):
                 final = child.with_name(child.name[: -len(_REPLACED)])
@@ -229,14 +233,16 @@ class CheckpointStore:
                     shutil.rmtree(child, ignore_errors=True)
                 else:
                     child.rename(final)
+        self._manager(kind, write=True)
 
     # ---------------------------------------------------------------- save
     def save(self, kind: str, step: int, state, meta: dict, force: bool = True) -> Path:
         """Save ``state`` (a pytree) and ``meta`` (a JSON dict) as ``EXP/checkpoints/<kind>/<step>``.
 
-        Synchronous and atomic: returns once the step folder is complete. Afterwards the kind is
-        pruned to its ``keep`` count (the step just saved plus the highest other steps); ``best``
-        keeps only the step just saved.
+        Synchronous and atomic: returns once the step folder is complete. Orbax then prunes the
+        kind to its ``keep`` count (the step just saved plus the highest other steps); ``best``
+        keeps only the step just saved. A :class:`CheckpointWarning` says when kept steps are
+        newer than ``step`` (restoring without a step picks the highest).
 
         Args:
             kind: "latest", "best" or "periodic".
@@ -262,8 +268,9 @@ class CheckpointStore:
 
         kind_dir.mkdir(parents=True, exist_ok=True)
         if kind not in self._recovered:
-            self._recover(kind_dir)
+            self._recover(kind)
             self._recovered.add(kind)
+        self._warn_newer(kind, step)
 
         final = kind_dir / str(step)
         aside = kind_dir / f"{step}{_REPLACED}"
@@ -276,7 +283,7 @@ class CheckpointStore:
                 shutil.rmtree(aside)
             final.rename(aside)
 
-        mngr = self._manager(kind)
+        mngr = self._manager(kind, write=True)
         try:
             mngr.reload()  # the folder may have changed since the manager last looked
             mngr.save(
@@ -298,26 +305,21 @@ class CheckpointStore:
             raise CheckpointError(f"orbax reported success but {final} was not written")
         if aside.exists():
             shutil.rmtree(aside, ignore_errors=True)
-
-        self._prune(kind, step)
-        mngr.reload()
+        shutil.rmtree(kind_dir / _DELETING, ignore_errors=True)  # what orbax pruned
         return final
 
-    def _prune(self, kind: str, saved: int) -> None:
-        kind_dir = self.kind_dir(kind)
-        others = [s for s in _list_steps(kind_dir) if s != saved]
-        keep_others = sorted(others, reverse=True)[: self._keep[kind] - 1]
-        newer = [s for s in keep_others if s > saved]
+    def _warn_newer(self, kind: str, saved: int) -> None:
+        """Warn when the steps kept beside ``saved`` (the highest ``keep - 1`` others)
+        include newer ones."""
+        others = [s for s in self.steps(kind) if s != saved]
+        newer = [s for s in sorted(others, reverse=True)[: self._keep[kind] - 1] if s > saved]
         if newer and kind != "best":
             warnings.warn(
-                f"{kind_dir} holds steps {newer} newer than the step {saved} just saved; "
-                "restoring without a step picks the highest step",
+                f"{self.kind_dir(kind)} holds steps {newer} newer than the step {saved} just "
+                "saved; restoring without a step picks the highest step",
                 CheckpointWarning,
                 stacklevel=3,
             )
-        for s in others:
-            if s not in keep_others:
-                _remove_tree(kind_dir / str(s))
 
     # ---------------------------------------------------------------- restore
     def restore(self, kind: str, target, step: int | None = None):
@@ -388,7 +390,7 @@ class CheckpointStore:
         )
 
     def _restore_step(self, kind: str, target, step: int):
-        mngr = self._manager(kind)
+        mngr = self._manager(kind)  # read-only
         mngr.reload()
         folder = self.kind_dir(kind) / str(step)
         try:
@@ -433,10 +435,3 @@ class CheckpointStore:
 
     def __repr__(self) -> str:
         return f"CheckpointStore({str(self.exp_dir)!r})"
-
-
-# --------------------------------------------------------------------------------------------
-# paths given by users
-# --------------------------------------------------------------------------------------------
-
-

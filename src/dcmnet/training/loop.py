@@ -2,9 +2,13 @@
 
 ``train_model`` runs the epochs of one experiment on given training / validation datasets;
 ``run_training`` (in :mod:`dcmnet.training.runner`) adds data loading, the split and the folder.
+Its parts: :func:`_setup` (model, bucket shapes, batches, optimizer, jitted steps),
+:func:`init_or_resume`, :func:`run_epoch`, :func:`evaluate_epoch`, :class:`CheckpointPolicy`
+and the reporters of :mod:`dcmnet.training.reporting` (``on_epoch_end`` after each epoch).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -22,8 +26,21 @@ from dcmnet.errors import ConfigError, DCMNetError
 from dcmnet.model import check_atomic_numbers, create_model
 from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
 from dcmnet.training.optim import make_optimizer, make_schedule
-from dcmnet.training.reporting import EpochReporter, _flat_config, _show_arrays, announce
-from dcmnet.training.state import initial_state, load_init_source, record_training_elements, resume
+from dcmnet.training.reporting import (
+    CallbackReporter,
+    EpochReporter,
+    _flat_config,
+    _show_arrays,
+    announce,
+)
+from dcmnet.training.state import (
+    RunProgress,
+    TrainState,
+    initial_state,
+    load_init_source,
+    record_training_elements,
+    resume,
+)
 
 
 class TrainingDiverged(DCMNetError):
@@ -41,27 +58,44 @@ class TrainResult:
     history: list
 
 
+def ema_update(ema, params, decay, updated):
+    """The EMA after an optimizer update: ``optax.incremental_update(params, ema,
+    step_size=1 - decay)`` (= ``(1 - decay) * params + decay * ema``).
+
+    Leaves where ``ema == params`` stay bitwise (frozen parameters stay exact), and nothing
+    changes while ``updated`` is False (a micro-batch of gradient accumulation).
+
+    Args:
+        ema, params: pytrees of the same structure; decay: float32 scalar in [0, 1) (0: the
+            EMA follows the parameters); updated: bool scalar.
+    Returns:
+        The new EMA pytree.
+    """
+    avg = optax.incremental_update(params, ema, step_size=1.0 - decay)
+    return jax.tree_util.tree_map(lambda a, e, p: jnp.where(updated & (e != p), a, e),
+                                  avg, ema, params)
+
+
 def _build_steps(model, tx, cfg: ExperimentConfig):
-    """Jitted ``train_step(state, batch, weights)`` and ``eval_step(params, batch, weights)``."""
+    """Jitted ``train_step(state, batch, weights) -> (state, loss, sums)`` (``state`` a
+    :class:`~dcmnet.training.state.TrainState`, donated) and ``eval_step(params, batch,
+    weights) -> (loss, sums)``."""
     tcfg = cfg.training
     chunk = tcfg.esp_chunk_size or None
     decay = jnp.float32(tcfg.ema_decay if tcfg.use_ema else 0.0)
     accumulating = tcfg.gradient_accumulation_steps > 1
 
-    def train_step(state, batch, weights):
+    def train_step(state: TrainState, batch, weights):
         def lf(p):
             loss, (sums, _) = loss_and_metrics(model, p, batch, weights, chunk)
             return loss, sums
-        (loss, sums), grads = jax.value_and_grad(lf, has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
+        (loss, sums), grads = jax.value_and_grad(lf, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
         updated = tx.has_updated(opt_state) if accumulating else jnp.bool_(True)
-        ema = jax.tree_util.tree_map(
-            # where p == e the average is e: keep it bitwise (frozen parameters stay exact)
-            lambda e, p: jnp.where(updated & (e != p), decay * e + (1.0 - decay) * p, e),
-            state["ema_params"], params)
-        new = {"params": params, "opt_state": opt_state, "ema_params": ema,
-               "step": state["step"] + 1}
+        new = state.replace(params=params, opt_state=opt_state,
+                            ema_params=ema_update(state.ema_params, params, decay, updated),
+                            step=state.step + 1)
         return new, loss, sums
 
     def eval_step(params, batch, weights):
@@ -112,52 +146,31 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
     from rich.console import Console
 
     from dcmnet.training.checkpoint import CheckpointStore
-    from dcmnet.training.monitor import Monitor
-    from dcmnet.training.parallel import maybe_data_parallel
 
     _check_call(config, original_args, original_kwargs)
     console = console or Console(stderr=True)
     run = _setup(config, train_data, valid_data, console)
     tcfg, exp_dir = config.training, config.experiment_dir
-    state = initial_state(run.model, run.tx, run.first, config, run.source, console)
-    dp = maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console)
-    run.put_batch = dp.put_batch if dp is not None else (lambda b: b)
-    store = CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints)
-    state, start_epoch, *best, history = resume(state, store, exp_dir, resume_from, console)
-    if dp is not None:
-        state = _put_state(dp, state, tcfg.batch_size, console)
-    if verbose:
-        _show_arrays(console, run.first, run.model, state["params"])
-    end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
-        tcfg.num_epochs, start_epoch + int(stop_after_epochs))
-    monitor = Monitor(exp_dir, params=_flat_config(config), mlflow=bool(mlflow), mlflow_uri=(
-        mlflow if isinstance(mlflow, str) else None)) if end_epoch > start_epoch else None
-    announce(console, config, train_data, valid_data, run.n_batches, run.shapes, state,
-             start_epoch)
-    try:
-        with EpochReporter(console, progress, tcfg, start_epoch, end_epoch, run.n_batches,
-                           table_every) as reporter:
-            for epoch in range(start_epoch, end_epoch):
-                state = _epoch(run, config, state, epoch, best, history, monitor, store,
-                               reporter, on_epoch_end)
-    finally:
-        if monitor is not None:
-            monitor.close()
-        store.close()
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(CheckpointStore(exp_dir, keep_periodic=tcfg.keep_checkpoints))
+        state, prog = init_or_resume(run, config, store, resume_from, console)
+        if verbose:
+            _show_arrays(console, run.first, run.model, state.params)
+        end_epoch = tcfg.num_epochs if stop_after_epochs is None else min(
+            tcfg.num_epochs, prog.start_epoch + int(stop_after_epochs))
+        announce(console, config, train_data, valid_data, run.n_batches, run.shapes, state,
+                 prog.start_epoch)
+        reporters = _open_reporters(stack, config, run.n_batches, prog.start_epoch, end_epoch,
+                                    console, progress, table_every, mlflow, on_epoch_end)
+        policy = CheckpointPolicy(store, config)
+        for epoch in range(prog.start_epoch, end_epoch):
+            state = _epoch(run, config, state, epoch, prog, policy, reporters)
     if end_epoch < tcfg.num_epochs:
         console.print(f"stopped after epoch {end_epoch} of {tcfg.num_epochs} as asked; rerun "
                       "the same command to continue.")
     return TrainResult(params=_best_params(exp_dir, state, tcfg.use_ema),
-                       best_valid_loss=best[0], best_epoch=best[1], experiment_dir=exp_dir,
-                       history=history)
-
-
-def _put_state(dp, state, batch_size: int, console):
-    """The state replicated over the devices of ``dp`` (said on the console)."""
-    state = dp.put_state(state)
-    console.print(f"data parallel over {dp.size} devices "
-                  f"({batch_size // dp.size} molecules per device and batch)")
-    return state
+                       best_valid_loss=prog.best_loss, best_epoch=prog.best_epoch,
+                       experiment_dir=exp_dir, history=prog.history)
 
 
 def _check_call(config, original_args, original_kwargs) -> None:
@@ -174,7 +187,7 @@ def _check_call(config, original_args, original_kwargs) -> None:
 
 @dataclasses.dataclass
 class _Run:
-    """What stays fixed during a run: model, batches, optimizer, compiled steps."""
+    """What stays fixed during a run: model, batches, optimizer, compiled steps, devices."""
 
     model: object
     shapes: list
@@ -188,13 +201,19 @@ class _Run:
     eval_step: object
     first: dict
     source: dict | None
-    put_batch: object = None
+    dp: object = None
+
+    def put_batch(self, batch: dict) -> dict:
+        """A host batch placed for the step (sharded over the devices when data parallel)."""
+        return self.dp.put_batch(batch) if self.dp is not None else batch
 
 
 def _setup(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset,
            console) -> _Run:
     """Check the data, record its elements, build model, bucket shapes (once, over both
-    sets), batch iterators, optimizer, schedule and the jitted steps."""
+    sets), batch iterators, optimizer, schedule, the jitted steps and the device mesh."""
+    from dcmnet.training.parallel import maybe_data_parallel
+
     config.validate()
     tcfg, mcfg = config.training, config.model
     config.experiment_dir.mkdir(parents=True, exist_ok=True)
@@ -215,39 +234,78 @@ def _setup(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset,
                 n_batches=n_batches, tx=tx, schedule=make_schedule(tcfg, n_batches),
                 weights=weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w),
                 train_step=train_step, eval_step=eval_step,
-                first=next(iter(train_it.epoch_batches(0))), source=source)
+                first=next(iter(train_it.epoch_batches(0))), source=source,
+                dp=maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console))
 
 
-def _epoch(run: _Run, config, state, epoch: int, best: list, history: list, monitor, store,
-           reporter, on_epoch_end):
-    """One epoch: train, evaluate (EMA parameters when used), log, checkpoint, report.
-    ``best`` = ``[best_loss, best_epoch]`` is updated in place; returns the new state."""
+def init_or_resume(run: _Run, config: ExperimentConfig, store, resume_from,
+                   console) -> tuple[TrainState, RunProgress]:
+    """The state to train from: fresh (or fine-tuned from ``run.source``), then resumed
+    from ``resume_from`` or this experiment's ``latest`` checkpoint when there is one
+    (:func:`~dcmnet.training.state.resume`), replicated over the devices when data parallel.
+
+    Raises:
+        CheckpointError: ``resume_from`` is no checkpoint, or a checkpoint does not fit.
+    """
+    state = initial_state(run.model, run.tx, run.first, config, run.source, console)
+    state, prog = resume(state, store, config.experiment_dir, resume_from, console)
+    if run.dp is not None:
+        state = run.dp.put_state(state)
+        console.print(f"data parallel over {run.dp.size} devices "
+                      f"({config.training.batch_size // run.dp.size} molecules per device "
+                      "and batch)")
+    return state, prog
+
+
+def _open_reporters(stack, config, n_batches: int, start_epoch: int, end_epoch: int, console,
+                    progress: bool, table_every: int, mlflow, on_epoch_end) -> list:
+    """The run's reporters, entered on ``stack`` (closed with it): the console
+    (:class:`EpochReporter`, first: :func:`run_epoch` drives its bars), then TensorBoard /
+    CSV / MLflow (:class:`~dcmnet.training.monitor.Monitor`, when there are epochs to run),
+    then ``on_epoch_end``."""
+    from dcmnet.training.monitor import Monitor
+
+    reporters = [stack.enter_context(EpochReporter(
+        console, progress, config.training, start_epoch, end_epoch, n_batches, table_every))]
+    if end_epoch > start_epoch:
+        monitor = Monitor(config.experiment_dir, params=_flat_config(config),
+                          mlflow=bool(mlflow),
+                          mlflow_uri=mlflow if isinstance(mlflow, str) else None)
+        stack.callback(monitor.close)
+        reporters.append(monitor)
+    if on_epoch_end is not None:
+        reporters.append(CallbackReporter(on_epoch_end))
+    return reporters
+
+
+def _epoch(run: _Run, config, state: TrainState, epoch: int, prog: RunProgress,
+           policy: CheckpointPolicy, reporters: list) -> TrainState:
+    """One epoch (0-based ``epoch``): train, evaluate (EMA parameters when used), record,
+    checkpoint, then every reporter's ``on_epoch_end``; returns the new state."""
     tcfg = config.training
     t0 = time.perf_counter()
-    state, train_m = _train_epoch(run, state, epoch, reporter, config.experiment_dir)
-    valid_m = _evaluate(run, state["ema_params"] if tcfg.use_ema else state["params"])
+    state, train_m = run_epoch(run, state, epoch, reporters[0], config.experiment_dir)
+    valid_m = evaluate_epoch(run, state.ema_params if tcfg.use_ema else state.params)
     seconds = time.perf_counter() - t0
-    n_updates = int(state["step"]) // tcfg.gradient_accumulation_steps
-    lr = float(run.schedule(max(n_updates - 1, 0)))
-    row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "lr": lr}
+    n_updates = int(state.step) // tcfg.gradient_accumulation_steps
+    row = {"epoch": epoch + 1, "time_s": round(seconds, 3),
+           "lr": float(run.schedule(max(n_updates - 1, 0)))}
     row.update({f"train_{k}": v for k, v in train_m.items()})
     row.update({f"valid_{k}": v for k, v in valid_m.items()})
-    history.append(row)
-    monitor.log_epoch(row, history)
-    improved = valid_m["loss"] < best[0]
-    if improved:
-        best[:] = [valid_m["loss"], epoch + 1]
-    _save_checkpoints(store, config, state, epoch + 1, improved, best, history)
-    reporter.epoch_done(epoch + 1, train_m, valid_m, seconds, lr, improved)
-    if on_epoch_end is not None:
-        on_epoch_end(epoch + 1, row)
-    reporter.advance(valid_m, improved)
+    improved = prog.record(epoch + 1, row, valid_m["loss"])
+    policy.save(state, epoch + 1, improved, prog)
+    for reporter in reporters:
+        reporter.on_epoch_end(epoch + 1, row, prog.history, improved)
     return state
 
 
-def _train_epoch(run: _Run, state, epoch: int, reporter, exp_dir):
-    """The optimizer steps of one epoch with the NaN guard; ``(state, train metrics)``."""
-    reporter.begin_epoch(epoch)
+def run_epoch(run: _Run, state: TrainState, epoch: int, bars, exp_dir) -> tuple[TrainState, dict]:
+    """The optimizer steps of 0-based ``epoch`` with the NaN guard.
+
+    ``bars``: an :class:`EpochReporter` (``begin_epoch``, ``step``, ``end_batches``).
+    Returns ``(state, train metrics)``. Raises :class:`TrainingDiverged` on a NaN/Inf loss.
+    """
+    bars.begin_epoch(epoch)
     total = None
     for i, batch in enumerate(prefetch_batches(run.train_it, epoch)):
         state, loss, sums = run.train_step(state, run.put_batch(batch), run.weights)
@@ -258,13 +316,14 @@ def _train_epoch(run: _Run, state, epoch: int, reporter, exp_dir):
                 f"{run.n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
                 "intact. Lower --learning-rate or enable --use-grad-clip.")
         total = accumulate(total, jax.device_get(sums))
-        reporter.step(loss)
-    reporter.end_batches()
+        bars.step(loss)
+    bars.end_batches()
     return state, epoch_metrics(total)
 
 
-def _evaluate(run: _Run, params) -> dict:
-    """Validation metrics of ``params`` over the whole validation set."""
+def evaluate_epoch(run: _Run, params) -> dict:
+    """Validation metrics of ``params`` over the whole validation set (keys as
+    :func:`~dcmnet.training.loss.epoch_metrics`)."""
     total = None
     for b in prefetch_batches(run.valid_it, 0):
         _, sums = run.eval_step(params, run.put_batch(b), run.weights)
@@ -272,27 +331,34 @@ def _evaluate(run: _Run, params) -> dict:
     return epoch_metrics(total)
 
 
-def _save_checkpoints(store, config, state, epoch: int, improved: bool, best: list,
-                      history: list) -> None:
-    """The checkpoint policy: ``best`` when validation improved, ``periodic`` every
-    ``save_every_n_epochs``, ``latest`` always (orbax keeps the newest ones)."""
-    meta = {"epoch": epoch, "best_valid_loss": best[0], "best_epoch": best[1],
-            "history": history, "config": config.to_dict()}
-    host_state = jax.device_get(state)
-    if improved:
-        store.save("best", epoch, host_state, meta)
-    every = config.training.save_every_n_epochs
-    if every and epoch % every == 0:
-        store.save("periodic", epoch, host_state, meta)
-    store.save("latest", epoch, host_state, meta)
+class CheckpointPolicy:
+    """Which checkpoints an epoch writes: ``best`` when validation improved, ``periodic``
+    every ``training.save_every_n_epochs`` (0: never), ``latest`` always (last, so a
+    ``latest`` checkpoint implies the others of its epoch). How many of each are kept is
+    the :class:`~dcmnet.training.checkpoint.CheckpointStore`'s (orbax preservation)."""
+
+    def __init__(self, store, config: ExperimentConfig):
+        self.store, self.config = store, config
+
+    def kinds(self, epoch: int, improved: bool) -> list[str]:
+        """The kinds written after 1-based ``epoch``, in order."""
+        every = self.config.training.save_every_n_epochs
+        return ((["best"] if improved else []) +
+                (["periodic"] if every and epoch % every == 0 else []) + ["latest"])
+
+    def save(self, state: TrainState, epoch: int, improved: bool, prog: RunProgress) -> None:
+        """Write the checkpoints of 1-based ``epoch`` (state on the host, ``prog.meta``)."""
+        meta = prog.meta(epoch, self.config)
+        host_state = jax.device_get(state)
+        for kind in self.kinds(epoch, improved):
+            self.store.save(kind, epoch, host_state, meta)
 
 
-def _best_params(exp_dir: Path, state, use_ema: bool):
+def _best_params(exp_dir: Path, state: TrainState, use_ema: bool):
     """Parameters (EMA when used) of the ``best`` checkpoint (``latest`` without one)."""
     from dcmnet.training.checkpoint import CheckpointStore
 
-    best_store = CheckpointStore(exp_dir)
-    kind = "best" if best_store.steps("best") else "latest"
-    best_state, _, _ = best_store.restore(kind, target=jax.device_get(state))
-    best_store.close()
-    return best_state["ema_params"] if use_ema else best_state["params"]
+    with CheckpointStore(exp_dir) as best_store:
+        kind = "best" if best_store.steps("best") else "latest"
+        best_state, _, _ = best_store.restore(kind, target=jax.device_get(state))
+    return best_state.ema_params if use_ema else best_state.params

@@ -111,6 +111,11 @@ class Monitor:
             self.mlflow.log_metrics(scalars, step=epoch)
         write_history_csv(self.exp_dir / "training_history.csv", history)
 
+    def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
+                     improved: bool) -> None:
+        """The :class:`~dcmnet.training.reporting.Reporter` hook: :meth:`log_epoch`."""
+        self.log_epoch(row, history)
+
     def close(self) -> None:
         """Flush and close every sink."""
         if self.tb is not None:

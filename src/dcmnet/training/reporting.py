@@ -1,14 +1,16 @@
 """What a training run shows: progress bars, the per-epoch table or line, verbose arrays.
 
-:class:`EpochReporter` is the loop's one reporter (rich progress, the epoch table every
-``table_every`` epochs and a compact line otherwise); TensorBoard, MLflow and the history
-CSV are :class:`dcmnet.training.monitor.Monitor`'s; an ``on_epoch_end`` callback
-(Optuna's pruning) is called by :func:`dcmnet.training.loop.train_model`.
+After each epoch's checkpoint the loop calls ``on_epoch_end(epoch, row, history, improved)``
+of every :class:`Reporter`, in order: :class:`EpochReporter` (rich progress, the epoch table
+every ``table_every`` epochs and a compact line otherwise),
+:class:`dcmnet.training.monitor.Monitor` (TensorBoard, ``training_history.csv``, MLflow) and
+:class:`CallbackReporter` (a user's ``f(epoch, row)``, e.g. Optuna's pruning).
 """
 from __future__ import annotations
 
 import math
 import time
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,36 @@ TABLE_METRICS = (("loss", "loss"), ("esp_mae", "ESP MAE [kcal/(mol·e)]"),
 
 #: The flat view of a config for MLflow (kept under the loop's name for it).
 _flat_config = flatten_config
+
+
+class Reporter(Protocol):
+    """Something told about every finished epoch (after its checkpoints are written)."""
+
+    def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
+                     improved: bool) -> None:
+        """``epoch``: 1-based; ``row``: its history row (``epoch``, ``time_s``, ``lr``,
+        ``train_<metric>``, ``valid_<metric>``; ESP in kcal/(mol·e), dipole in D);
+        ``history``: every row so far, this one last; ``improved``: a new best validation
+        loss. An exception raised here ends training and propagates."""
+
+
+class CallbackReporter:
+    """A :class:`Reporter` calling ``fn(epoch, row)`` (the ``on_epoch_end`` argument of
+    :func:`dcmnet.training.loop.train_model`, e.g. Optuna's pruning check)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
+                     improved: bool) -> None:
+        self.fn(epoch, row)
+
+
+def row_metrics(row: dict, prefix: str) -> dict:
+    """The metrics of one side of a history row: ``{"loss": row["train_loss"], ...}`` for
+    ``prefix="train"`` (likewise ``"valid"``)."""
+    head = prefix + "_"
+    return {k[len(head):]: v for k, v in row.items() if k.startswith(head)}
 
 
 def _show_arrays(console, batch: dict, model, params) -> None:
@@ -71,7 +103,7 @@ def epoch_table(epoch: int, train: dict, valid: dict, seconds: float, lr: float,
     return t
 
 
-def announce(console, config, train_data, valid_data, n_batches: int, shapes, state: dict,
+def announce(console, config, train_data, valid_data, n_batches: int, shapes, state,
              start_epoch: int) -> None:
     """The run's opening line (data, batches, padding shapes, parameter count)."""
     tcfg = config.training
@@ -154,6 +186,14 @@ class EpochReporter:
             f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
             f"{' (EMA)' if tcfg.use_ema else ''}{' *' if improved else ''}  "
             f"{seconds:.1f} s  ETA {eta / 60:.1f} min", highlight=False)
+
+    def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
+                     improved: bool) -> None:
+        """The table or line of ``epoch`` (1-based), then one step of the epochs bar."""
+        valid_m = row_metrics(row, "valid")
+        self.epoch_done(epoch, row_metrics(row, "train"), valid_m, row["time_s"], row["lr"],
+                        improved)
+        self.advance(valid_m, improved)
 
     def advance(self, valid_m: dict, improved: bool) -> None:
         self.bar.update(self.ep_task, advance=1,

@@ -1,15 +1,19 @@
 """The training state: fresh, fine-tuned from another model, or resumed from a checkpoint.
 
-The state is a dict ``{params, opt_state, ema_params, step}`` (a pytree that orbax saves
-whole); :func:`initial_state` makes it, :func:`resume` restores it with the epoch counter,
-the best validation loss and the history.
+The state is a :class:`TrainState` (a ``flax.struct`` dataclass: a pytree that orbax saves
+whole, with the same items on disk as the former dict ``{params, opt_state, ema_params,
+step}``, so checkpoints of either form restore into the other); :func:`initial_state` makes
+it, :func:`resume` restores it with the epoch counter, the best validation loss and the
+history.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +21,41 @@ import numpy as np
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.dataset import Dataset
 from dcmnet.errors import ConfigError
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training step changes (a pytree; the jitted step donates it).
+
+    Attributes:
+        params: the model parameters (flax variables ``{"params": ...}``).
+        opt_state: the optax state of :func:`dcmnet.training.optim.make_optimizer`.
+        ema_params: the exponential moving average of ``params`` (used for validation when
+            ``training.use_ema``; equal to ``params`` at the start).
+        step: micro-batch steps taken, int32 scalar (optimizer updates are
+            ``step // gradient_accumulation_steps``).
+
+    The epoch, best loss and history live in the checkpoint's ``meta``; the batch order is
+    seeded by the epoch, so there is no RNG state to carry. ``state["params"]`` reads a field
+    like the former dict state did.
+    """
+
+    params: Any
+    opt_state: Any
+    ema_params: Any
+    step: Any
+
+    def __getitem__(self, name: str):
+        """The field ``name`` (mapping-style access). Raises KeyError for another name."""
+        if name not in ("params", "opt_state", "ema_params", "step"):
+            raise KeyError(name)
+        return getattr(self, name)
+
+    @classmethod
+    def create(cls, params, tx) -> TrainState:
+        """Step 0: ``params``, a fresh ``tx.init(params)`` and an EMA copy of ``params``."""
+        return cls(params=params, opt_state=tx.init(params),
+                   ema_params=jax.tree_util.tree_map(jnp.array, params), step=jnp.int32(0))
 
 
 def load_init_source(config: ExperimentConfig, train_data: Dataset, console=None) -> dict:
@@ -87,38 +126,68 @@ def record_training_elements(config: ExperimentConfig, train_data: Dataset) -> N
             atomic_write_json(path, d)
 
 
-def init_state(model, tx, batch: dict, seed: int) -> dict:
-    """Fresh training state: parameters, optimizer state, EMA copy, step counter."""
+def init_state(model, tx, batch: dict, seed: int) -> TrainState:
+    """Fresh training state: parameters initialised on ``batch`` with ``PRNGKey(seed)``,
+    optimizer state, EMA copy, step 0."""
     params = model.init(jax.random.PRNGKey(seed), jnp.asarray(batch["Z"]),
                         jnp.asarray(batch["R"]), jnp.asarray(batch["atom_mask"]),
                         jnp.asarray(batch["net_charge"]))
-    return {"params": params, "opt_state": tx.init(params),
-            "ema_params": jax.tree_util.tree_map(jnp.array, params),
-            "step": jnp.int32(0)}
+    return TrainState.create(params, tx)
 
 
 def initial_state(model, tx, first: dict, config: ExperimentConfig, source: dict | None,
-                  console) -> dict:
+                  console) -> TrainState:
     """A fresh state, or (fine-tuning, ``source`` from :func:`load_init_source`) the source's
     parameters with a fresh optimizer state and EMA."""
     state = init_state(model, tx, first, config.random_seed)
     if source is None:
         return state
     params = jax.tree_util.tree_map(
-        lambda t, v: jnp.asarray(v, dtype=t.dtype), state["params"], source["params"])
+        lambda t, v: jnp.asarray(v, dtype=t.dtype), state.params, source["params"])
     console.print(f"fine-tuning from {source['path']}: its parameters, a fresh optimizer, "
                   f"schedule and EMA; frozen: {', '.join(config.freeze) or 'nothing'}")
-    return {"params": params, "opt_state": tx.init(params),
-            "ema_params": jax.tree_util.tree_map(jnp.array, params), "step": jnp.int32(0)}
+    return TrainState.create(params, tx)
 
 
-def resume(state: dict, store, exp_dir: Path, resume_from, console):
+@dataclasses.dataclass
+class RunProgress:
+    """Where a run stands between epochs (what the checkpoint's ``meta`` records).
+
+    Attributes:
+        start_epoch: epochs done before this call (0 for a fresh run).
+        best_loss: the best validation loss so far (``inf`` before the first epoch).
+        best_epoch: its 1-based epoch (-1 before the first epoch).
+        history: one row per finished epoch (see :class:`dcmnet.training.reporting.Reporter`).
+    """
+
+    start_epoch: int = 0
+    best_loss: float = math.inf
+    best_epoch: int = -1
+    history: list = dataclasses.field(default_factory=list)
+
+    def record(self, epoch: int, row: dict, valid_loss: float) -> bool:
+        """Append ``row`` for 1-based ``epoch``; True (and remembered) when ``valid_loss``
+        is a new best."""
+        self.history.append(row)
+        improved = valid_loss < self.best_loss
+        if improved:
+            self.best_loss, self.best_epoch = valid_loss, epoch
+        return improved
+
+    def meta(self, epoch: int, config: ExperimentConfig) -> dict:
+        """The checkpoint ``meta`` after 1-based ``epoch`` (read back by :func:`resume`)."""
+        return {"epoch": epoch, "best_valid_loss": self.best_loss,
+                "best_epoch": self.best_epoch, "history": self.history,
+                "config": config.to_dict()}
+
+
+def resume(state: TrainState, store, exp_dir: Path, resume_from,
+           console) -> tuple[TrainState, RunProgress]:
     """Continue from ``resume_from`` (a checkpoint or experiment folder) or, without it, from
     this experiment's ``latest`` checkpoint when there is one.
 
     Returns:
-        ``(state, start_epoch, best_loss, best_epoch, history)``; ``(state, 0, inf, -1, [])``
-        when there is nothing to resume.
+        ``(state, progress)``; ``(state, RunProgress())`` when there is nothing to resume.
     Raises:
         CheckpointError: ``resume_from`` is no checkpoint.
     """
@@ -130,9 +199,12 @@ def resume(state: dict, store, exp_dir: Path, resume_from, console):
         src_dir, src_kind, src_step = resolve_checkpoint(resume_from)
         src_store = CheckpointStore(src_dir) if Path(src_dir) != exp_dir else store
     if not src_store.steps(src_kind):
-        return state, 0, math.inf, -1, []
+        return state, RunProgress()
     state, meta, _ = src_store.restore(src_kind, target=state, step=src_step)
+    if src_store is not store:
+        src_store.close()
     start_epoch = int(meta["epoch"])
     console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of {src_dir}")
-    return (state, start_epoch, float(meta.get("best_valid_loss", math.inf)),
-            int(meta.get("best_epoch", -1)), list(meta.get("history", []))[:start_epoch])
+    return state, RunProgress(start_epoch, float(meta.get("best_valid_loss", math.inf)),
+                              int(meta.get("best_epoch", -1)),
+                              list(meta.get("history", []))[:start_epoch])

@@ -1,0 +1,109 @@
+"""The parts of the training loop: TrainState, the optax EMA, the checkpoint policy, the
+reporters' order, and the orbax-managed pruning and temporary-folder cleanup of the store."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dcmnet.config import create_default_config
+from dcmnet.training.checkpoint import CheckpointStore
+from dcmnet.training.loop import CheckpointPolicy, ema_update
+from dcmnet.training.reporting import CallbackReporter, row_metrics
+from dcmnet.training.state import RunProgress, TrainState
+
+
+def _state():
+    params = {"params": {"w": jnp.arange(3.0), "b": jnp.ones(2)}}
+    return TrainState.create(params, optax.adam(1e-3))
+
+
+def test_train_state_is_a_pytree_with_mapping_access():
+    s = _state()
+    assert int(s.step) == 0 and s["params"] is s.params
+    np.testing.assert_array_equal(s.ema_params["params"]["w"], [0.0, 1.0, 2.0])
+    assert s.ema_params["params"]["w"] is not s.params["params"]["w"]  # a copy
+    with pytest.raises(KeyError):
+        s["epoch"]
+    doubled = jax.tree_util.tree_map(lambda x: x * 2, s)
+    assert isinstance(doubled, TrainState)
+    np.testing.assert_array_equal(doubled.params["params"]["w"], [0.0, 2.0, 4.0])
+    assert s.replace(step=jnp.int32(5)).step == 5 and s.step == 0
+
+
+def test_checkpoint_of_train_state_restores_as_dict_and_back(tmp_path):
+    s = jax.device_get(_state())
+    with CheckpointStore(tmp_path / "e") as store:
+        store.save("latest", 1, s, {"epoch": 1})
+        as_dict, _, _ = store.restore("latest", None)
+        back, _, _ = store.restore("latest", s)
+    assert sorted(as_dict) == ["ema_params", "opt_state", "params", "step"]
+    assert isinstance(back, TrainState)
+    assert type(back.opt_state[0]) is type(s.opt_state[0])  # optax NamedTuple
+    np.testing.assert_array_equal(back.params["params"]["w"], s.params["params"]["w"])
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.9, 0.99, 0.999])
+def test_ema_update_is_the_former_formula_bitwise(decay):
+    rng = np.random.default_rng(0)
+    ema = {"a": jnp.asarray(rng.normal(size=50), jnp.float32), "f": jnp.ones(3)}
+    params = {"a": jnp.asarray(rng.normal(size=50), jnp.float32), "f": jnp.ones(3)}
+    d = jnp.float32(decay)
+    new = jax.jit(ema_update)(ema, params, d, jnp.bool_(True))
+    old = jax.jit(lambda e, p: jax.tree_util.tree_map(
+        lambda e, p: jnp.where(e != p, d * e + (1.0 - d) * p, e), e, p))(ema, params)
+    np.testing.assert_array_equal(new["a"], old["a"])
+    np.testing.assert_array_equal(new["f"], [1.0, 1.0, 1.0])  # equal leaves stay exact
+    if decay:
+        assert not np.array_equal(new["a"], params["a"])
+    held = ema_update(ema, params, d, jnp.bool_(False))  # accumulating: no change
+    np.testing.assert_array_equal(held["a"], ema["a"])
+
+
+def test_checkpoint_policy_kinds_and_meta(tmp_path):
+    cfg = create_default_config("p", output_dir=str(tmp_path), save_every_n_epochs=2)
+    policy = CheckpointPolicy(None, cfg)
+    assert policy.kinds(1, improved=True) == ["best", "latest"]
+    assert policy.kinds(2, improved=False) == ["periodic", "latest"]
+    assert policy.kinds(4, improved=True) == ["best", "periodic", "latest"]
+    prog = RunProgress()
+    assert prog.record(1, {"epoch": 1}, 5.0) and not prog.record(2, {"epoch": 2}, 6.0)
+    assert prog.record(3, {"epoch": 3}, 4.0)
+    meta = prog.meta(3, cfg)
+    assert (meta["epoch"], meta["best_valid_loss"], meta["best_epoch"]) == (3, 4.0, 3)
+    assert [r["epoch"] for r in meta["history"]] == [1, 2, 3]
+    assert meta["config"]["name"] == "p"
+
+
+def test_callback_reporter_and_row_metrics():
+    seen = []
+    row = {"epoch": 2, "time_s": 1.5, "lr": 1e-3, "train_loss": 3.0, "valid_loss": 2.0,
+           "valid_esp_rmse": 0.7}
+    CallbackReporter(lambda e, r: seen.append((e, r))).on_epoch_end(2, row, [row], True)
+    assert seen == [(2, row)]
+    assert row_metrics(row, "valid") == {"loss": 2.0, "esp_rmse": 0.7}
+    assert row_metrics(row, "train") == {"loss": 3.0}
+
+
+def test_reader_keeps_a_writers_temporary_folder(tmp_path):
+    exp = tmp_path / "e"
+    with CheckpointStore(exp) as store:
+        store.save("latest", 1, {"w": np.ones(2)}, {"epoch": 1})
+    in_flight = exp / "checkpoints" / "latest" / "2.orbax-checkpoint-tmp"
+    in_flight.mkdir()
+    with CheckpointStore(exp) as reader:
+        _, meta, step = reader.restore("latest", {"w": np.zeros(2)})
+    assert step == 1 and in_flight.is_dir()  # restoring removed nothing
+    with CheckpointStore(exp) as writer:  # a writer's orbax manager cleans it up
+        writer.save("latest", 2, {"w": np.full(2, 2.0)}, {"epoch": 2})
+    assert not in_flight.exists()
+    assert sorted(p.name for p in in_flight.parent.iterdir()) == ["1", "2"]
+
+
+def test_pruned_steps_leave_no_trash(tmp_path):
+    with CheckpointStore(tmp_path / "e", keep_latest=1) as store:
+        for s in (1, 2, 3):
+            store.save("latest", s, {"w": np.full(2, float(s))}, {"epoch": s})
+            assert store.steps("latest") == [s]
+    names = sorted(p.name for p in (tmp_path / "e" / "checkpoints" / "latest").iterdir())
+    assert names == ["3"]
