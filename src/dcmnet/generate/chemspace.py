@@ -306,6 +306,55 @@ def _hash01(text: str, seed: int) -> float:
     return int.from_bytes(h[:8], "big") / 2.0 ** 64
 
 
+def _candidates(keep_train: Iterable[str]) -> tuple[dict, dict, set]:
+    """Neutral candidates (NCI first, then enumerated: {SMILES: origin}), ions made from
+    them ({SMILES: 'ion:<kind>|<parent>'}) and the canonical ``keep_train`` SMILES (left
+    out of both)."""
+    neutral = nci_molecules()
+    for s in sorted(enumerated_molecules()):
+        neutral.setdefault(s, "enum")
+    ions = ions_from(neutral)
+    keep = {canonical(s) for s in keep_train} - {None}
+    for s in keep:  # molecules that already have data (the bundled set) are not listed
+        neutral.pop(s, None)
+        ions.pop(s, None)
+    return neutral, ions, keep
+
+
+def _draw_ions(ions: dict, n_ion: int, rng) -> list[str]:
+    """``n_ion`` ions drawn evenly across the kinds (so the rare ones are present)."""
+    by_kind: dict[str, list[str]] = {}
+    for s in sorted(ions):
+        by_kind.setdefault(ions[s].split("|")[0], []).append(s)
+    chosen: list[str] = []
+    kinds = sorted(by_kind)
+    pools = {k: list(rng.permutation(by_kind[k])) for k in kinds}
+    while len(chosen) < n_ion and any(pools.values()):
+        for k in kinds:
+            if pools[k] and len(chosen) < n_ion:
+                chosen.append(str(pools[k].pop()))
+    return chosen
+
+
+def _test_groups(groups: dict, order: list[str], keep_groups: set, test_fraction: float,
+                 seed: int) -> set:
+    """Split groups for the test set, drawn by a seeded hash until ``test_fraction`` of the
+    molecules is reached (never a group of ``keep_groups`` or one over 2 % of the list)."""
+    uniq = sorted(set(groups.values()) - keep_groups, key=lambda g: _hash01(g, seed))
+    count = {}
+    for s in order:
+        count[groups[s]] = count.get(groups[s], 0) + 1
+    test_groups, n_test = set(), 0
+    for g in uniq:
+        if n_test >= test_fraction * len(order):
+            break
+        if count[g] > 0.02 * len(order):  # a huge scaffold family (benzene) stays in train
+            continue
+        test_groups.add(g)
+        n_test += count[g]
+    return test_groups
+
+
 def build_list(n_molecules: int = 2400, ion_fraction: float = 0.12,
                test_fraction: float = 0.12, seed: int = 0,
                keep_train: Iterable[str] = ()) -> list[Entry]:
@@ -328,36 +377,17 @@ def build_list(n_molecules: int = 2400, ion_fraction: float = 0.12,
     import numpy as np
 
     Chem = _rdkit()
-    neutral = nci_molecules()
-    for s in sorted(enumerated_molecules()):
-        neutral.setdefault(s, "enum")
-    ions = ions_from(neutral)
-    keep = {canonical(s) for s in keep_train} - {None}
-    for s in keep:  # molecules that already have data (the bundled set) are not listed
-        neutral.pop(s, None)
-        ions.pop(s, None)
+    neutral, ions, keep = _candidates(keep_train)
     rng = np.random.default_rng(seed)
     n_ion = int(round(n_molecules * ion_fraction))
     n_neu = n_molecules - n_ion
-    neu_keys = sorted(neutral)
-    ion_keys = sorted(ions)
-    if len(neu_keys) < n_neu or len(ion_keys) < n_ion:
-        raise DataError(f"only {len(neu_keys)} neutral and {len(ion_keys)} ionic candidates; "
+    if len(neutral) < n_neu or len(ions) < n_ion:
+        raise DataError(f"only {len(neutral)} neutral and {len(ions)} ionic candidates; "
                         f"asked for {n_neu} and {n_ion}.")
-    # Ion kinds drawn evenly so that the rarer kinds (phenolates, amidinium) are present.
-    by_kind: dict[str, list[str]] = {}
-    for s in ion_keys:
-        by_kind.setdefault(ions[s].split("|")[0], []).append(s)
-    chosen_ions: list[str] = []
-    kinds = sorted(by_kind)
-    pools = {k: list(rng.permutation(by_kind[k])) for k in kinds}
-    while len(chosen_ions) < n_ion and any(pools.values()):
-        for k in kinds:
-            if pools[k] and len(chosen_ions) < n_ion:
-                chosen_ions.append(str(pools[k].pop()))
+    chosen_ions = _draw_ions(ions, n_ion, rng)
     # Neutral molecules: every NCI-derived one first (real chemistry), then enumerated ones.
-    real = [s for s in neu_keys if neutral[s] != "enum"]
-    enum = [s for s in neu_keys if neutral[s] == "enum"]
+    real = [s for s in sorted(neutral) if neutral[s] != "enum"]
+    enum = [s for s in sorted(neutral) if neutral[s] == "enum"]
     chosen_neu = [str(s) for s in rng.permutation(real)[:n_neu]]
     chosen_neu += [str(s) for s in rng.permutation(enum)[:n_neu - len(chosen_neu)]]
     parent = {s: s for s in chosen_neu}
@@ -368,19 +398,7 @@ def build_list(n_molecules: int = 2400, ion_fraction: float = 0.12,
     keep_groups = {split_group(k) for k in keep if _is_neutral(k)}
     groups = {s: split_group(parent[s]) for s in parent}
     order = [str(s) for s in rng.permutation(sorted(parent))]
-    # Test groups: drawn by a seeded hash until the target fraction is reached.
-    uniq = sorted(set(groups.values()) - keep_groups, key=lambda g: _hash01(g, seed))
-    count = {}
-    for s in order:
-        count[groups[s]] = count.get(groups[s], 0) + 1
-    test_groups, n_test = set(), 0
-    for g in uniq:
-        if n_test >= test_fraction * len(order):
-            break
-        if count[g] > 0.02 * len(order):  # a huge scaffold family (benzene) stays in train
-            continue
-        test_groups.add(g)
-        n_test += count[g]
+    test_groups = _test_groups(groups, order, keep_groups, test_fraction, seed)
     entries = []
     for i, s in enumerate(order):
         q = int(Chem.GetFormalCharge(Chem.MolFromSmiles(s)))
