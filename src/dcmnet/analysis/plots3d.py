@@ -25,6 +25,7 @@ from dcmnet.analysis.plot_style import (
     _write_html,
 )
 from dcmnet.analysis.result import CheckpointAnalysis
+from dcmnet.data.connectivity import bond_pairs
 
 
 def _molecule_arrays(res: CheckpointAnalysis, i: int, inner_shell: bool):
@@ -123,14 +124,6 @@ def plot_esp_surface(res: CheckpointAnalysis, out, molecule: int | None = None, 
     return plot
 
 
-def _bonds(Z, R):
-    from ase.data import covalent_radii
-    r = covalent_radii[Z]
-    d = np.linalg.norm(R[:, None] - R[None], axis=-1)
-    i, j = np.nonzero(np.triu(d < 1.2 * (r[:, None] + r[None, :]), 1))
-    return list(zip(i, j))
-
-
 def _element_greys(Z: np.ndarray) -> dict:
     """Neutral grey (a matplotlib grey-level string) per element, never the charge colours."""
     elements = sorted(set(Z.tolist()))
@@ -147,7 +140,7 @@ def _draw_charges(ax, Z, R, q, x, parent, lim, grey):
     from matplotlib.lines import Line2D
 
     ax.computed_zorder = False          # draw in call order: atoms, then sites on top
-    for i, j in _bonds(Z, R):
+    for i, j in bond_pairs(Z, R):
         ax.plot(*R[[i, j]].T, color="0.6", lw=2, zorder=1)
     for s in range(len(q)):
         ax.plot(*np.stack([R[parent[s]], x[s]]).T, color="0.3", lw=0.6, ls=":", zorder=2)
@@ -180,7 +173,7 @@ def _charges_plotly(Z, R, q, x, atom_q, lim, grey, title: str):
 
     go, _ = plot_style._plotly()
     traces = []
-    for i, j in _bonds(Z, R):
+    for i, j in bond_pairs(Z, R):
         traces.append(go.Scatter3d(x=R[[i, j], 0], y=R[[i, j], 1], z=R[[i, j], 2],
                                    mode="lines", line=dict(color="grey", width=6),
                                    hoverinfo="skip", showlegend=False))

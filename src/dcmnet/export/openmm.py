@@ -324,24 +324,17 @@ def to_openmm(model, atoms, charge=None, residue_names=None) -> OpenMMExport:
 
 
 def _bonds(atoms, mol):
-    """Covalent bonds (the criterion of :func:`dcmnet.md.molecules.find_molecules`) inside
-    each molecule."""
-    from ase.neighborlist import build_neighbor_list, natural_cutoffs
-
-    from dcmnet.md.molecules import BOND_MULT
+    """Covalent bonds (the criterion of :func:`dcmnet.data.connectivity.find_molecules`, no
+    periodic images) inside each molecule; ``(i, j)`` with ``i < j``."""
+    from dcmnet.data.connectivity import neighbour_list
 
     at = atoms.copy()
     at.pbc = False
     if len(at) < 2:
         return []
-    nl = build_neighbor_list(at, cutoffs=natural_cutoffs(at, mult=BOND_MULT),
-                             self_interaction=False, bothways=False)
-    out = []
-    for i in range(len(at)):
-        for j in nl.get_neighbors(i)[0]:
-            if i < j and mol[i] == mol[j]:
-                out.append((int(i), int(j)))
-    return out
+    nl = neighbour_list(at, bothways=False)
+    return [(int(i), int(j)) for i in range(len(at)) for j in nl.get_neighbors(i)[0]
+            if i < j and mol[i] == mol[j]]
 
 
 def _forcefield_xml(pred, residue_names, names, site_names, site_parent, vsites, charges,

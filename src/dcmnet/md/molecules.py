@@ -5,73 +5,22 @@ of a molecule), and the electrostatic energy of :mod:`dcmnet.md.energy` excludes
 inside a molecule. A system (an ``ase.Atoms`` with one or several molecules) therefore needs
 
 * a molecule index per atom: ``atoms.arrays["mol_id"]`` when present (any integers, one
-  value per molecule), else covalent connectivity: two atoms are bonded when their distance
-  is below ``mult`` × the sum of their covalent radii (ASE's ``natural_cutoffs``; minimum
-  image in periodic cells), and a molecule is a connected component of the bond graph;
+  value per molecule), else covalent connectivity (:func:`dcmnet.data.connectivity.find_molecules`,
+  ASE's neighbour list on ``natural_cutoffs(atoms, mult)``; minimum image in periodic
+  cells): a molecule is a connected component of the bond graph (``find_molecules``,
+  ``molecule_ids`` and ``BOND_MULT`` live in :mod:`dcmnet.data.connectivity`; they are
+  re-exported here);
 * a net charge per molecule (e), see :func:`molecule_charges`.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
+from dcmnet.data.connectivity import BOND_MULT, find_molecules, molecule_ids
 from dcmnet.errors import DataError
 
 __all__ = ["find_molecules", "molecule_ids", "molecule_charges", "unwrap_molecules",
            "BOND_MULT"]
-
-#: Bond criterion of :func:`find_molecules`: distance < BOND_MULT × (r_cov,i + r_cov,j).
-BOND_MULT = 1.2
-
-
-def find_molecules(atoms, mult: float = BOND_MULT) -> np.ndarray:
-    """Molecule index of every atom from covalent connectivity.
-
-    Args:
-        atoms: ``ase.Atoms`` (its ``pbc`` and ``cell`` are honoured: bonds across the
-            periodic boundary count).
-        mult: factor on the sum of the covalent radii (ASE ``natural_cutoffs``).
-    Returns:
-        (N,) int64 molecule indices 0 … M−1, numbered in order of each molecule's first atom.
-    """
-    from ase.neighborlist import build_neighbor_list, natural_cutoffs
-    from scipy.sparse.csgraph import connected_components
-
-    if len(atoms) == 1:
-        return np.zeros(1, np.int64)
-    nl = build_neighbor_list(atoms, cutoffs=natural_cutoffs(atoms, mult=mult),
-                             self_interaction=False, bothways=True)
-    _, labels = connected_components(nl.get_connectivity_matrix(sparse=True), directed=False)
-    return _relabel(labels)
-
-
-def _relabel(labels) -> np.ndarray:
-    """Labels renumbered 0 … M−1 in order of first appearance."""
-    _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    return order[inv.reshape(-1)].astype(np.int64)
-
-
-def molecule_ids(atoms, mult: float = BOND_MULT) -> np.ndarray:
-    """Molecule index per atom: ``atoms.arrays["mol_id"]`` if present, else
-    :func:`find_molecules`.
-
-    Returns:
-        (N,) int64, values 0 … M−1 in order of each molecule's first atom.
-    Raises:
-        DataError: ``mol_id`` not one integer per atom.
-    """
-    if "mol_id" in atoms.arrays:
-        raw = np.asarray(atoms.arrays["mol_id"])
-        if raw.shape != (len(atoms),) or not np.all(np.isfinite(raw.astype(float))) \
-                or not np.all(raw == np.round(raw.astype(float))):
-            raise DataError(f"atoms.arrays['mol_id'] must hold one integer per atom "
-                            f"(shape ({len(atoms)},)), got shape {raw.shape} dtype {raw.dtype}; "
-                            "set it with atoms.new_array('mol_id', ids) or delete it to find "
-                            "molecules by connectivity.")
-        return _relabel(raw.astype(np.int64))
-    return find_molecules(atoms, mult=mult)
 
 
 def molecule_charges(atoms, mol: np.ndarray, charge=None) -> np.ndarray:
@@ -148,11 +97,3 @@ def unwrap_molecules(positions, cell, pbc, mol: np.ndarray) -> np.ndarray:
     anchor = positions[first][mol]
     frac = (positions - anchor) @ np.linalg.inv(cell)
     return np.where(pbc, -np.round(frac), 0).astype(np.int64)
-
-
-def check_ids(mol: Sequence[int], n_atoms: int) -> np.ndarray:
-    """``mol`` as (N,) int64 indices 0 … M−1 (relabelled); raises DataError on a bad shape."""
-    mol = np.asarray(mol)
-    if mol.shape != (n_atoms,):
-        raise DataError(f"molecule indices must have shape ({n_atoms},), got {mol.shape}")
-    return _relabel(mol.astype(np.int64))
