@@ -6,7 +6,8 @@ import pytest
 
 from dcmnet import units
 from dcmnet.data import Dataset, iterate_batches, make_batch, pad_sizes
-from dcmnet.data.batching import BATCH_SPEC, BatchIterator, bucket_shapes, stack_batches
+from dcmnet.data.batching import (BATCH_SPEC, BatchIterator, bucket_shapes, iter_predictions,
+                                   prediction_plan, stack_batches)
 from dcmnet.errors import DataError
 
 # dtype and shape of every key, exactly as the "Padded batches" table of docs/conventions.md
@@ -186,3 +187,37 @@ def test_stack_batches(ds):
         assert st[k].shape == (3,) + bs[0][k].shape and st[k].dtype == bs[0][k].dtype
     with pytest.raises(ValueError):
         stack_batches([bs[0], make_batch(ds, [0], 4, 64, 256)])
+
+
+def _echo(batch):
+    """A stand-in batch function: per-atom, per-point and per-molecule values of the batch."""
+    return {"charges": batch["R"][..., :1] + batch["Z"][..., None], "esp": batch["grid"][..., 0],
+            "dipole": batch["com"], "fq": batch["fq"]}
+
+
+def test_iter_predictions_yields_each_molecule_once_unpadded(ds):
+    seen = []
+    ao, go = ds.atom_offsets, ds.grid_offsets
+    extra = np.arange(int(ao[-1]), dtype=np.float32)
+    for i, out in iter_predictions(_echo, ds, 4, atom_extras={"fq": extra},
+                                   axes={"charges": "A", "esp": "G", "fq": "A"}):
+        seen.append(i)
+        a, g = slice(ao[i], ao[i + 1]), slice(go[i], go[i + 1])
+        assert out["charges"].shape == (ds.n_atoms[i], 1) and out["esp"].shape == (ds.n_grid[i],)
+        np.testing.assert_allclose(out["charges"][:, 0], ds.R[a, 0] + ds.Z[a], rtol=1e-6)
+        np.testing.assert_allclose(out["esp"], ds.grid[g, 0], rtol=1e-6)
+        np.testing.assert_allclose(out["dipole"], ds.centre_of_mass()[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(out["fq"], extra[a])       # extras padded like atoms
+    assert sorted(seen) == list(range(len(ds)))
+
+
+def test_prediction_plan_batch_sizes(ds):
+    full = prediction_plan(ds, 8, shapes=[pad_sizes(ds)])
+    assert [B for _, B, _, _ in full] == [8, 8, 8]
+    assert [len(idx) for idx, *_ in full] == [8, 8, 7]
+    # shrink_last: an incomplete batch is padded to the next power of two only
+    assert [B for _, B, _, _ in prediction_plan(ds, 16, shrink_last=True,
+                                                shapes=[pad_sizes(ds)])] == [16, 8]
+    one = prediction_plan(ds.subset([3]), 64, shrink_last=True)
+    assert [(list(idx), B) for idx, B, _, _ in one] == [([0], 1)]
+    assert all(B == 23 for _, B, _, _ in prediction_plan(ds, 64))  # at most M molecules

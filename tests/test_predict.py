@@ -48,7 +48,7 @@ def test_1000_frame_trajectory_matches_evaluation_path(predictor, tmp_path, caps
     np.testing.assert_allclose(q_frame, 0.0, atol=1e-5)
     assert np.all(res.n_grid > 100)
     # the same frames and points through the dataset/batching path used by training and
-    # evaluation (BatchIterator + loss.predict) give the same ESP, charges and dipoles
+    # evaluation (a Dataset + model.predict_batch) give the same ESP, charges and dipoles
     mols = [dict(Z=res.frame(k)["Z"], R=res.frame(k)["R"], grid=res.frame(k)["grid"],
                  esp=np.zeros(res.n_grid[k]), net_charge=0.0) for k in range(len(res))]
     ref = predict_dataset(predictor.model, predictor.params,

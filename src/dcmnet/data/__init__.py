@@ -1,6 +1,7 @@
 """Data layer: canonical ragged dataset, file readers, splits and padded batches."""
-from dcmnet.data.batching import (BatchIterator, bucket_shapes, iterate_batches, make_batch,
-                                  pad_sizes, stack_batches)
+from dcmnet.data.batching import (BatchIterator, bucket_shapes, iter_predictions,
+                                  iterate_batches, make_batch, pad_sizes, prediction_plan,
+                                  stack_batches)
 from dcmnet.data.dataset import Dataset
 from dcmnet.data.readers.npz import read_npz
 from dcmnet.data.loader import (bundled_dataset_path, detect_format, load_dataset,
@@ -13,7 +14,7 @@ __all__ = [
     "Dataset", "load_dataset", "load_dataset_with_report", "bundled_dataset_path",
     "read_mmml_npz", "write_mmml_npz", "split_indices", "save_split", "load_split",
     "iterate_batches", "make_batch", "pad_sizes", "bucket_shapes", "BatchIterator",
-    "stack_batches", "read_npz", "detect_format", "ReadOptions", "prepare_datasets",
+    "stack_batches", "iter_predictions", "prediction_plan", "read_npz", "detect_format", "ReadOptions", "prepare_datasets",
 ]
 
 

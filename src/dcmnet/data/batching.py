@@ -24,6 +24,10 @@ epoch))``: molecules are shuffled within each bucket, cut into batches, and the 
 all buckets shuffled together. The same ``(seed, epoch)`` gives the same batches, so a
 resumed run sees the data in the same order; each molecule appears exactly once per epoch
 (unless ``drop_last`` drops the incomplete batches).
+
+Prediction: :func:`iter_predictions` is the one loop that runs a batch function (usually
+the jitted :func:`dcmnet.model.predict_batch`) over a dataset and yields each molecule's
+outputs with the padding cut off; evaluation, analysis and the Predictor use it.
 """
 from __future__ import annotations
 
