@@ -283,18 +283,8 @@ class CheckpointStore:
                 shutil.rmtree(aside)
             final.rename(aside)
 
-        mngr = self._manager(kind, write=True)
         try:
-            mngr.reload()  # the folder may have changed since the manager last looked
-            mngr.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state),
-                    meta=ocp.args.JsonSave(meta),
-                ),
-                force=True,  # orbax's force: ignore save-interval policies (never overwrites)
-            )
-            mngr.wait_until_finished()
+            self._write(kind, step, state, meta)
         except Exception as exc:
             if aside.exists() and not final.exists():
                 aside.rename(final)
@@ -307,6 +297,18 @@ class CheckpointStore:
             shutil.rmtree(aside, ignore_errors=True)
         shutil.rmtree(kind_dir / _DELETING, ignore_errors=True)  # what orbax pruned
         return final
+
+    def _write(self, kind: str, step: int, state, meta: dict) -> None:
+        """One orbax save (synchronous; its preservation policy prunes afterwards)."""
+        mngr = self._manager(kind, write=True)
+        mngr.reload()  # the folder may have changed since the manager last looked
+        mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,  # orbax's force: ignore save-interval policies (never overwrites)
+        )
+        mngr.wait_until_finished()
 
     def _warn_newer(self, kind: str, saved: int) -> None:
         """Warn when the steps kept beside ``saved`` (the highest ``keep - 1`` others)
