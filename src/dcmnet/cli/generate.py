@@ -119,14 +119,12 @@ def run_generate(args) -> int:
     jobs = ok_jobs
     check_basis([j.Z for j in jobs], settings.method, settings.basis, settings.density_fit)
     if embed_failed:
-        import json
-
-        from dcmnet.fileio import atomic_write_text
+        from dcmnet.fileio import atomic_write_json
 
         (workdir / "failed").mkdir(parents=True, exist_ok=True)
         for name, why in embed_failed.items():
-            atomic_write_text(workdir / "failed" / f"{name}__embedding.json",
-                              json.dumps({"key": name, "error": why}))
+            atomic_write_json(workdir / "failed" / f"{name}__embedding.json",
+                              {"key": name, "error": why}, indent=None)
             console.print(f"[yellow]skipped[/] {name}: {why}")
     console.print(f"{len(specs)} molecules, {len(jobs)} conformers; "
                   f"{settings.method}/{settings.basis}; work folder {workdir}; "
@@ -168,12 +166,11 @@ def run_molecules(args) -> int:
     """``dcmnet molecules``: write the molecule list and its provenance."""
     import collections
     import datetime
-    import json
     from importlib import resources
 
     from rich.console import Console
 
-    from dcmnet.fileio import atomic_write_text
+    from dcmnet.fileio import atomic_write_json
     from dcmnet.generate import chemspace
     from dcmnet.generate.molecules import read_smiles_file
     from dcmnet.generate.runner import package_versions
@@ -225,7 +222,7 @@ def run_molecules(args) -> int:
         "atoms_by_element": dict(elements.most_common()),
     }
     prov_path = out.with_suffix(".provenance.json")
-    atomic_write_text(prov_path, json.dumps(prov, indent=2))
+    atomic_write_json(prov_path, prov)
     console.print(f"wrote {out} ({len(entries)} molecules: {prov['by_split']}, "
                   f"net charges {prov['by_net_charge']}) and {prov_path}")
     return 0

@@ -7,7 +7,6 @@ destination and renamed when complete (an older folder of that name is replaced 
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -20,6 +19,7 @@ import numpy as np
 from dcmnet.data.dataset import Dataset
 from dcmnet.data.ondisk import FIELDS, MANIFEST_NAME, NPYDIR_TAG, OnDiskDataset, is_npy_dir
 from dcmnet.errors import DataError
+from dcmnet.fileio import atomic_write_json
 
 _HEADER_BYTES = 128
 
@@ -97,7 +97,7 @@ class NpyDirWriter:
                "n_atoms": self.rows["Z"], "n_grid": self.rows["grid"], "fields": specs,
                "units": "lengths Å, charges e, ESP Hartree/e, dipoles e·Å about the centre "
                         "of mass", "metadata": self.metadata}
-        (self.tmp / MANIFEST_NAME).write_text(json.dumps(man, indent=1) + "\n")
+        atomic_write_json(self.tmp / MANIFEST_NAME, man, indent=1)
         old = None
         if self.path.exists():
             old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"

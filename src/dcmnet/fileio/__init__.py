@@ -79,5 +79,18 @@ def atomic_write_text(path, text: str) -> Path:
 
 
 def atomic_write_json(path, obj, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically; returns the path."""
+    """Write ``obj`` as JSON to ``path`` atomically (``json.dumps(obj, indent=indent)`` and a
+    newline; the package's one JSON writer); returns the path. Raises TypeError: ``obj``
+    not JSON-serialisable (see :func:`dcmnet.fileio.tables.jsonable`)."""
     return atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def atomic_write_extxyz(path, images) -> Path:
+    """Write ``ase.Atoms`` frames as extended XYZ with ASE (``ase.io.write``, format
+    ``extxyz``; arrays and ``info`` as ASE writes them) atomically; the package's one
+    extxyz writer. Returns the path."""
+    from ase.io import write
+
+    with atomic_path(path, suffix=".extxyz") as tmp:
+        write(str(tmp), list(images), format="extxyz")
+    return Path(path)

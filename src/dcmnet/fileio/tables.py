@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import pickle
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from dcmnet.fileio import atomic_path  # noqa: F401  (re-exported for the writers' callers)
+from dcmnet.fileio import atomic_write_extxyz, atomic_write_json
 from dcmnet.errors import OptionalDependencyError
 
 #: Table formats understood by :func:`write_table`.
@@ -81,8 +81,9 @@ def jsonable(obj):
 
 
 def write_json(obj, path, indent: int | None = 2) -> Path:
-    """Write ``obj`` (made safe by :func:`jsonable`) as JSON, atomically."""
-    return write_text(json.dumps(jsonable(obj), indent=indent) + "\n", path)
+    """Write ``obj`` (made safe by :func:`jsonable`) as JSON, atomically
+    (:func:`dcmnet.fileio.atomic_write_json`)."""
+    return atomic_write_json(path, jsonable(obj), indent)
 
 
 def _columns(rows: Sequence[Mapping]) -> list[str]:
@@ -263,7 +264,6 @@ def write_extxyz(path, frames: Iterable[Mapping]) -> Path:
     ``dipole_debye`` (3,).
     """
     from ase import Atoms
-    from ase.io import write
 
     images = []
     for fr in frames:
@@ -280,6 +280,4 @@ def write_extxyz(path, frames: Iterable[Mapping]) -> Path:
                         "dipole_eA": np.asarray(fr["dipole"], np.float64),
                         "dipole_D": np.asarray(fr["dipole_debye"], np.float64)})
         images.append(at)
-    with atomic_path(path, suffix=".extxyz") as tmp:
-        write(str(tmp), images, format="extxyz")
-    return Path(path)
+    return atomic_write_extxyz(path, images)

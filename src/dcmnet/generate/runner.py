@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dcmnet.data.dataset import Dataset, open_npz, read_array
-from dcmnet.fileio import atomic_path, atomic_write_text
+from dcmnet.fileio import atomic_path, atomic_write_json
 from dcmnet.errors import DataError
 from dcmnet.surface import DEFAULT_DENSITY, DEFAULT_SHELLS, vdw_shell_points
 
@@ -136,7 +136,7 @@ def _check_settings(workdir: Path, settings: GenerateSettings) -> None:
                 + ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
                 + ". Use a new --workdir or the same settings.")
     else:
-        atomic_write_text(path, json.dumps(new, indent=2))
+        atomic_write_json(path, new)
 
 
 def _reason(exc: BaseException) -> str:
@@ -181,7 +181,7 @@ def run_jobs(jobs: list[Job], workdir: str | Path, settings: GenerateSettings,
                     failed.unlink()
             else:
                 stats["failed"][job.key] = str(exc)
-                atomic_write_text(failed, json.dumps({"key": job.key, "error": str(exc)}))
+                atomic_write_json(failed, {"key": job.key, "error": str(exc)}, indent=None)
                 bar.console.print(f"[yellow]failed[/] {job.key}: {exc}")
             bar.advance(task)
 
@@ -296,5 +296,5 @@ def merge(workdirs, out: str | Path, command: str | None = None,
     prov_path = out.with_suffix("").with_suffix(".provenance.json") \
         if out.suffix == ".npz" else Path(str(out) + ".provenance.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(prov_path, json.dumps(prov, indent=2))
+    atomic_write_json(prov_path, prov)
     return ds, prov
