@@ -75,6 +75,47 @@ def test_checkpoint_policy_kinds_and_meta(tmp_path):
     assert meta["config"]["name"] == "p"
 
 
+class _FakeStore:
+    def __init__(self):
+        self.saved = []
+
+    def save(self, kind, epoch, state, meta):
+        self.saved.append((kind, epoch, meta["epoch"], len(meta["history"])))
+
+
+def test_checkpoint_policy_holds_back_until_the_interval_and_flushes():
+    """best/latest wait for checkpoint_interval_s (periodic epochs write at once); the held
+    checkpoints keep their own epoch's meta (history not shared with later epochs)."""
+    cfg = create_default_config("p", save_every_n_epochs=3, checkpoint_interval_s=10.0)
+    now = [0.0]
+    store = _FakeStore()
+    policy = CheckpointPolicy(store, cfg, clock=lambda: now[0])
+    prog = RunProgress()
+    state = _state()
+    for epoch, loss in ((1, 5.0), (2, 4.0)):
+        now[0] += 1.0
+        policy.save(state, epoch, prog.record(epoch, {"epoch": epoch}, loss), prog)
+    assert store.saved == []  # 2 s < 10 s
+    now[0] += 1.0
+    policy.save(state, 3, prog.record(3, {"epoch": 3}, 6.0), prog)  # periodic: all now
+    assert store.saved == [("best", 2, 2, 2), ("periodic", 3, 3, 3), ("latest", 3, 3, 3)]
+    store.saved.clear()
+    now[0] += 11.0  # past the interval: written at once
+    policy.save(state, 4, prog.record(4, {"epoch": 4}, 7.0), prog)
+    assert store.saved == [("latest", 4, 4, 4)]
+    store.saved.clear()
+    now[0] += 1.0
+    policy.save(state, 5, prog.record(5, {"epoch": 5}, 1.0), prog)
+    assert store.saved == []
+    policy.flush()
+    assert store.saved == [("best", 5, 5, 5), ("latest", 5, 5, 5)]
+    policy.flush()  # nothing left
+    assert len(store.saved) == 2
+    every = CheckpointPolicy(_FakeStore(), create_default_config("q", checkpoint_interval_s=0))
+    every.save(state, 1, True, RunProgress())
+    assert [k for k, *_ in every.store.saved] == ["best", "latest"]
+
+
 def test_callback_reporter_and_row_metrics():
     seen = []
     row = {"epoch": 2, "time_s": 1.5, "lr": 1e-3, "train_loss": 3.0, "valid_loss": 2.0,

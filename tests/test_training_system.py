@@ -108,7 +108,7 @@ def test_sigkill_then_resume(tmp_path, small_npz, straight, capsys):
     cmd = [sys.executable, "-m", "dcmnet", "train", "--name", "r", "--output-dir",
            str(tmp_path), "--data-files", str(small_npz), "--no-progress",
            "--num-epochs", "3", "--batch-size", "4", "--learning-rate", "3e-3",
-           "--warmup-epochs", "1"]
+           "--warmup-epochs", "1", "--checkpoint-interval-s", "0"]  # a checkpoint per epoch
     for k, v in TINY.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -135,6 +135,9 @@ class TrainingConfig:
     ema_decay: float = _f(0.99, "EMA decay of the parameters used for validation")
     save_every_n_epochs: int = _f(10, "periodic checkpoint interval (0: none)", "epochs")
     keep_checkpoints: int = _f(3, "periodic checkpoints kept")
+    checkpoint_interval_s: float = _f(
+        30.0, "write the latest and best checkpoints at most this often (always at periodic "
+        "epochs, at the end, on a stop or a diverged loss); 0: after every epoch", "s")
     esp_chunk_size: int = _f(0, "grid points per ESP chunk, 0 = all at once")
     data_parallel: bool = _f(True, "split each batch over all JAX devices")
 

@@ -177,7 +177,7 @@ class RunProgress:
     def meta(self, epoch: int, config: ExperimentConfig) -> dict:
         """The checkpoint ``meta`` after 1-based ``epoch`` (read back by :func:`resume`)."""
         return {"epoch": epoch, "best_valid_loss": self.best_loss,
-                "best_epoch": self.best_epoch, "history": self.history,
+                "best_epoch": self.best_epoch, "history": list(self.history),
                 "config": config.to_dict()}
 
 
