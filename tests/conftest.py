@@ -1,9 +1,24 @@
 """Shared fixtures: small real subsets of the bundled dataset."""
-import numpy as np
-import pytest
+import os
 
-from dcmnet.data.loader import bundled_dataset_path
-from dcmnet.data.dataset import Dataset
+# Runtime shape checks (jaxtyping + beartype, docs/conventions.md "Dimension names") of the
+# annotated modules; installed before dcmnet is first imported. DCMNET_SHAPE_CHECKS=0: off
+# (and off without beartype, which the test extra installs).
+SHAPE_CHECKED = ("dcmnet.electrostatics", "dcmnet.model", "dcmnet.training.loss",
+                 "dcmnet.data.batching")
+if os.environ.get("DCMNET_SHAPE_CHECKS", "1") != "0":
+    import importlib.util
+
+    assert importlib.util.find_spec("beartype"), "pip install beartype (or DCMNET_SHAPE_CHECKS=0)"
+    from jaxtyping import install_import_hook
+    install_import_hook(SHAPE_CHECKED, "beartype.beartype(conf=beartype.BeartypeConf("
+                        "is_pep484_tower=True))")  # an int is a float, as in PEP 484
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from dcmnet.data.loader import bundled_dataset_path  # noqa: E402
+from dcmnet.data.dataset import Dataset  # noqa: E402
 
 #: tiny model settings that keep tests fast
 TINY = dict(n_dcm=2, features=8, max_degree=1, num_iterations=1, num_basis_functions=8)

@@ -13,13 +13,19 @@ their gradients ever become NaN.
 
 All functions are free of Python control flow on array values and can be jitted,
 differentiated and vmapped.
+
+Shapes in the signatures are jaxtyping annotations in the dimension names of
+:data:`dcmnet.data.batching.DIMENSIONS` (B molecules, G grid points, S sites, A atoms,
+K = n_dcm sites per atom, C multipole parameters; ``...`` any leading dimensions).
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, no_type_check
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 from dcmnet.units import ANGSTROM_TO_BOHR
 
@@ -40,7 +46,8 @@ __all__ = [
 ]
 
 
-def inverse_distances(points: jax.Array, sites: jax.Array) -> jax.Array:
+def inverse_distances(points: Float[ArrayLike, "... G 3"], sites: Float[ArrayLike, "... S 3"]
+                      ) -> Float[Array, "... G S"]:
     """Safe inverse distances ``1 / |points_k - sites_j|`` in 1/Bohr.
 
     Args:
@@ -60,19 +67,21 @@ def inverse_distances(points: jax.Array, sites: jax.Array) -> jax.Array:
     return jnp.where(ok, 1.0 / d, 0.0)
 
 
-def _esp_dense(charges: jax.Array, positions: jax.Array, grid: jax.Array) -> jax.Array:
+def _esp_dense(charges: Float[Array, "B S"], positions: Float[Array, "B S 3"],
+               grid: Float[Array, "B G 3"]) -> Float[Array, "B G"]:
     """(B, G) ESP for (B, S) charges at (B, S, 3) sites on (B, G, 3) points (no masking)."""
     inv = inverse_distances(grid, positions)  # (B, G, S)
     return jnp.einsum("bgs,bs->bg", inv, charges)
 
 
+@no_type_check  # no runtime shape check: its own ValueError names the fix (flatten_sites)
 def esp_from_charges(
-    charges: jax.Array,
-    positions: jax.Array,
-    grid: jax.Array,
-    grid_mask: Optional[jax.Array] = None,
+    charges: Float[ArrayLike, "B S"],
+    positions: Float[ArrayLike, "B S 3"],
+    grid: Float[ArrayLike, "B G 3"],
+    grid_mask: Optional[Shaped[ArrayLike, "B G"]] = None,
     chunk_size: Optional[int] = None,
-) -> jax.Array:
+) -> Float[Array, "B G"]:
     r"""Electrostatic potential of point charges on grid points.
 
     .. math:: V(\mathbf r_k) = \sum_j \frac{q_j}{|\mathbf r_k - \mathbf x_j|}
@@ -95,6 +104,11 @@ def esp_from_charges(
 
     Returns:
         (B, G) ESP in Hartree/e.
+
+    Raises:
+        ValueError: charges not (B, S), positions not (B, S, 3) or grid not (B, G, 3) (the
+            message points to :func:`flatten_sites` for the model's (B, A, K) output), or
+            ``chunk_size < 1``.
 
     Notes:
         A site closer than :data:`MIN_DISTANCE` to a grid point contributes 0 (and a zero
@@ -128,8 +142,8 @@ def esp_from_charges(
     return esp
 
 
-def dipole_from_charges(charges: jax.Array, positions: jax.Array,
-                        origin: jax.Array) -> jax.Array:
+def dipole_from_charges(charges: Float[ArrayLike, "B S"], positions: Float[ArrayLike, "B S 3"],
+                        origin: Float[ArrayLike, "B 3"]) -> Float[Array, "B 3"]:
     r"""Dipole moment of point charges about an origin.
 
     .. math:: \boldsymbol\mu = \sum_j q_j (\mathbf x_j - \mathbf o)
@@ -150,16 +164,21 @@ def dipole_from_charges(charges: jax.Array, positions: jax.Array,
     return jnp.einsum("bs,bsx->bx", charges, rel)
 
 
-def flatten_sites(charges: jax.Array, positions: jax.Array) -> Tuple[jax.Array, jax.Array]:
+@no_type_check  # no runtime shape check: its own ValueError says what it expects
+def flatten_sites(charges: Float[ArrayLike, "B A K"], positions: Float[ArrayLike, "B A K 3"]
+                  ) -> tuple[Float[Array, "B S"], Float[Array, "B S 3"]]:
     """Flattens the model's per-atom charge sites into one list of sites per molecule.
 
     Args:
-        charges: (B, A, n) charges, e (model output).
-        positions: (B, A, n, 3) absolute charge positions, Å (model output).
+        charges: (B, A, K) charges, e (model output, K = n_dcm).
+        positions: (B, A, K, 3) absolute charge positions, Å (model output).
 
     Returns:
-        ``(charges (B, A*n), positions (B, A*n, 3))``; site ``i*n + k`` is charge ``k`` of
-        atom ``i`` (atom-major order, the axes are never swapped).
+        ``(charges (B, S), positions (B, S, 3))`` with S = A·K; site ``i*K + k`` is charge
+        ``k`` of atom ``i`` (atom-major order, the axes are never swapped).
+
+    Raises:
+        ValueError: other shapes (checked here, not by the runtime shape checker).
     """
     charges = jnp.asarray(charges)
     positions = jnp.asarray(positions)
@@ -181,11 +200,11 @@ QUADRUPOLE_COMPONENTS = ("xx", "yy", "xy", "xz", "yz")
 
 
 def _xp(*arrays):
-    import numpy as np
     return np if all(isinstance(a, (np.ndarray, float, int)) for a in arrays) else jnp
 
 
-def multipole_kernels(points, sites, order: int = 2):
+def multipole_kernels(points: Float[ArrayLike, "G 3"], sites: Float[ArrayLike, "S 3"],
+                      order: int = 2) -> Float[Array | np.ndarray, "G S C"]:
     r"""ESP kernels of atomic point multipoles: V_k = Σ_s Σ_c T[k, s, c] p[s, c].
 
     For a site at :math:`\mathbf R`, :math:`\mathbf d = \mathbf r - \mathbf R`,
@@ -244,7 +263,11 @@ def multipole_kernels(points, sites, order: int = 2):
     return xp.stack(cols, axis=-1) * BOHR_TO_ANGSTROM
 
 
-def esp_from_multipoles(points, sites, charges, dipoles=None, quadrupoles=None):
+def esp_from_multipoles(points: Float[ArrayLike, "G 3"], sites: Float[ArrayLike, "S 3"],
+                        charges: Float[ArrayLike, " S"],
+                        dipoles: Optional[Float[ArrayLike, "S 3"]] = None,
+                        quadrupoles: Optional[Float[ArrayLike, "S 3 3"]] = None
+                        ) -> Float[Array | np.ndarray, " G"]:
     r"""ESP of atomic point multipoles on points (formula: :func:`multipole_kernels`).
 
     Args:

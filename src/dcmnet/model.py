@@ -37,17 +37,22 @@ Atomic numbers: ``0 ≤ Z ≤ max_atomic_number``. With concrete inputs (outside
 ``jit`` the values cannot be inspected: an out-of-range ``Z`` then gives NaN features for
 that atom (the embedding lookup is done with an explicit NaN fill, never silently clipped).
 Call :func:`check_atomic_numbers` on each batch before entering a jitted function.
+
+Shapes in the signatures are jaxtyping annotations in the dimension names of
+:data:`dcmnet.data.batching.DIMENSIONS` (B molecules, A atoms, G grid points, K = n_dcm).
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import e3x
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Real, Shaped
 
 from dcmnet.config import ModelConfig
 from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
@@ -73,7 +78,7 @@ CARTESIAN_ORDER: bool = True
 #: Indices into the ℓ = 1 block (length 3) giving Cartesian (x, y, z). With
 #: ``cartesian_order=True`` e3x stores ℓ = 1 as (x, y, z); (spherical order would be
 #: (y, z, x), i.e. indices (2, 0, 1)). Verified by the rotation-equivariance tests.
-L1_TO_XYZ: Tuple[int, int, int] = (0, 1, 2) if CARTESIAN_ORDER else (2, 0, 1)
+L1_TO_XYZ: tuple[int, int, int] = (0, 1, 2) if CARTESIAN_ORDER else (2, 0, 1)
 
 
 def check_atomic_numbers(Z: Any, max_atomic_number: int) -> None:
@@ -109,7 +114,7 @@ def check_atomic_numbers(Z: Any, max_atomic_number: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _pair_indices_np(num_molecules: int, num_atoms: int) -> Tuple[np.ndarray, np.ndarray]:
+def _pair_indices_np(num_molecules: int, num_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     i, j = np.nonzero(~np.eye(num_atoms, dtype=bool))  # all ordered pairs i != j
     offsets = (np.arange(num_molecules) * num_atoms)[:, None]
     dst = (offsets + i[None, :]).reshape(-1).astype(np.int32)
@@ -119,7 +124,7 @@ def _pair_indices_np(num_molecules: int, num_atoms: int) -> Tuple[np.ndarray, np
     return dst, src
 
 
-def pair_indices(num_molecules: int, num_atoms: int) -> Tuple[np.ndarray, np.ndarray]:
+def pair_indices(num_molecules: int, num_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     """All ordered atom pairs ``(i, j), i ≠ j`` inside each molecule of a padded batch.
 
     Atoms are numbered over the flattened batch, ``b * num_atoms + i``.
@@ -135,7 +140,8 @@ def _is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _project_net_charge(q_raw, maskf, net_charge):
+def _project_net_charge(q_raw: Float[Array, "B A K"], maskf: Float[Array, "B A"],
+                        net_charge: Real[ArrayLike, " B"]) -> Float[Array, "B A K"]:
     """Exact net charge by projection on the real atoms of each molecule.
 
     ``q ← q − (Σq − Q)/(n_real_atoms · n_dcm)`` for (B, A, n) charges ``q_raw`` (e),
@@ -184,7 +190,9 @@ class DCMNet(nn.Module):
     max_neighbors: int = 0
 
     @nn.compact
-    def __call__(self, Z, R, atom_mask, net_charge):
+    def __call__(self, Z: Real[ArrayLike, "B A"], R: Float[ArrayLike, "B A 3"],
+                 atom_mask: Shaped[ArrayLike, "B A"], net_charge: Real[ArrayLike, " B"]
+                 ) -> tuple[Float[Array, "B A K"], Float[Array, "B A K 3"]]:
         """Predicts distributed charges for a padded batch.
 
         Args:
@@ -375,7 +383,9 @@ def count_parameters(params: Any) -> int:
     return int(sum(int(np.prod(np.shape(p))) for p in jax.tree_util.tree_leaves(params)))
 
 
-def predict_batch(model, params, batch: Mapping, esp_chunk_size: int | None = None) -> dict:
+def predict_batch(model, params, batch: Mapping[str, ArrayLike],
+                  esp_chunk_size: int | None = None
+                  ) -> dict[str, Float[Array | np.ndarray, "B ..."]]:
     """Model outputs and derived observables of a padded batch (the one batch forward pass
     of training, evaluation and prediction).
 

@@ -31,9 +31,10 @@ outputs with the padding cut off; evaluation, analysis and the Predictor use it.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+from jaxtyping import ArrayLike, Int, Real, Shaped
 
 from dcmnet.data.dataset import Dataset, centre_of_mass
 from dcmnet.errors import DataError
@@ -61,13 +62,27 @@ BATCH_SPEC: dict[str, tuple[type, tuple[str, ...]]] = {
     "index": (np.int32, ("B",)),
 }
 
+#: The dimension names of array shapes, shared by :data:`BATCH_SPEC` and the jaxtyping
+#: annotations (``Float[Array, "B G 3"]``) of ``electrostatics``, ``model``,
+#: ``training.loss`` and this module (docs/conventions.md, "Dimension names"); ``3`` is
+#: x, y, z and ``...`` any further dimensions.
+DIMENSIONS: dict[str, str] = {
+    "B": "molecules in a batch (dummy molecules included)",
+    "A": "atom slots per molecule (padded)",
+    "G": "grid-point slots per molecule (padded)",
+    "K": "charge sites per atom (n_dcm)",
+    "S": "charge sites per molecule (A·K after flatten_sites; atoms for multipoles)",
+    "C": "multipole parameters per site (1, 4 or 9)",
+    "M": "molecules of a dataset", "N": "batches stacked by stack_batches (accumulation)",
+}
+
 #: Padded axis of each key of a batch prediction (``"A"`` atoms, ``"G"`` grid points; keys
 #: not listed are per molecule): the outputs of :func:`dcmnet.model.predict_batch`.
 PREDICTION_AXES: dict[str, str] = {"charges": "A", "positions": "A", "atom_charges": "A",
                                    "esp": "G"}
 
 
-def round_up(x: int, multiple: int) -> int:
+def round_up(x: Real[ArrayLike, ""], multiple: int | np.integer) -> int:
     """Smallest multiple of ``multiple`` that is ≥ ``x`` (and ≥ ``multiple``)."""
     x, multiple = int(x), int(multiple)
     return max(multiple, -(-x // multiple) * multiple)
@@ -100,8 +115,8 @@ def pad_sizes(dataset: Dataset, indices=None, *, atom_multiple: int = ATOM_MULTI
             round_up(dataset.n_grid[idx].max(), grid_multiple))
 
 
-def _assign(n_atoms: np.ndarray, n_grid: np.ndarray, shapes: Sequence[tuple[int, int]]
-            ) -> np.ndarray:
+def _assign(n_atoms: Int[np.ndarray, " M"], n_grid: Int[np.ndarray, " M"],
+            shapes: Sequence[tuple[int, int]]) -> Int[np.ndarray, " M"]:
     """Index of the cheapest shape (A × G) that fits each molecule; -1 when none fits."""
     order = sorted(range(len(shapes)), key=lambda k: (shapes[k][0] * shapes[k][1], shapes[k]))
     out = np.full(n_atoms.shape, -1, dtype=np.int64)
@@ -111,7 +126,8 @@ def _assign(n_atoms: np.ndarray, n_grid: np.ndarray, shapes: Sequence[tuple[int,
     return out
 
 
-def _padded_work(n_atoms, n_grid, shapes, batch_size) -> float:
+def _padded_work(n_atoms: Int[np.ndarray, " M"], n_grid: Int[np.ndarray, " M"],
+                 shapes: Sequence[tuple[int, int]], batch_size: int) -> float:
     which = _assign(n_atoms, n_grid, shapes)
     total = 0.0
     for k, (A, G) in enumerate(shapes):
@@ -172,7 +188,8 @@ def _gather(arr: np.ndarray, src: np.ndarray) -> np.ndarray:
 def make_batch(dataset: Dataset, indices, batch_size: int, n_atoms_pad: int,
                n_grid_pad: int, *, atom_offsets: np.ndarray | None = None,
                grid_offsets: np.ndarray | None = None,
-               atom_extras: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               atom_extras: Mapping[str, np.ndarray] | None = None
+               ) -> dict[str, Shaped[np.ndarray, "B ..."]]:
     """One padded batch of the molecules ``indices`` (dataset indices; ``-1`` = dummy).
 
     Args:
@@ -361,7 +378,8 @@ def iterate_batches(dataset: Dataset, batch_size: int, shuffle: bool = True, see
     return it.epoch_batches(epoch, rng=rng)
 
 
-def stack_batches(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def stack_batches(batches: Sequence[Mapping[str, Shaped[np.ndarray, "B ..."]]]
+                  ) -> dict[str, Shaped[np.ndarray, "N B ..."]]:
     """Stack batches of one shape along a new leading axis (for gradient accumulation)."""
     if len(batches) == 0:
         raise ValueError("stack_batches needs at least one batch.")

@@ -10,36 +10,49 @@ The ESP error is averaged per molecule over its real grid points, then over the 
 molecules of the batch, so every molecule counts once whatever its size; padded grid
 points, padded atoms and dummy molecules contribute nothing. Reference charges and
 dipoles enter only for molecules that really have them.
+
+Batches are those of :data:`dcmnet.data.batching.BATCH_SPEC`; scalars are annotated
+``Float[Array, ""]`` (jaxtyping, dimension names of :data:`~dcmnet.data.batching.DIMENSIONS`).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from dcmnet.model import predict_batch
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 #: Names of the runtime loss weights.
 WEIGHT_KEYS = ("esp_w", "chg_w", "dipole_w")
+#: Outputs of :func:`dcmnet.model.predict_batch` (NumPy or JAX arrays, leading axis B).
+Predictions = dict[str, Float[Array | np.ndarray, "B ..."]]
 #: Keys of the metric sums returned by :func:`loss_and_metrics` (summed over batches).
 SUM_KEYS = ("n_mol", "loss_sum", "esp_se", "esp_ae", "n_points", "chg_se", "chg_ae",
             "n_chg", "dip_ae", "dip_se", "n_dip", "q_sum", "q_sq", "n_sites")
 
 
-def weights_array(esp_w=1.0, chg_w=0.0, dipole_w=0.0) -> dict:
+def weights_array(esp_w: Real[ArrayLike, ""] = 1.0,
+                  chg_w: Real[ArrayLike, ""] = 0.0,
+                  dipole_w: Real[ArrayLike, ""] = 0.0) -> dict[str, Float[Array, ""]]:
     """Loss weights as float32 arrays (runtime values for jitted steps)."""
     return {"esp_w": jnp.float32(esp_w), "chg_w": jnp.float32(chg_w),
             "dipole_w": jnp.float32(dipole_w)}
 
 
-def loss_and_metrics(model, params, batch: Mapping, weights: Mapping,
-                     esp_chunk_size: int | None = None):
+def loss_and_metrics(model, params, batch: Mapping[str, ArrayLike],
+                     weights: Mapping[str, Real[ArrayLike, ""]],
+                     esp_chunk_size: int | None = None
+                     ) -> tuple[Float[Array, ""], tuple[dict[str, Float[ArrayLike, ""]],
+                                                        Predictions]]:
     """Scalar loss and a dict of metric sums (see :data:`SUM_KEYS`) for one batch.
 
     Metric sums are in kcal/(mol·e) (ESP), e (charges) and D (dipole) so that epoch metrics
-    are ``sqrt(esp_se / n_points)`` etc. Returns ``(loss, (sums, predictions))``, the
-    predictions those of :func:`dcmnet.model.predict_batch`.
+    are ``sqrt(esp_se / n_points)`` etc. Returns ``(loss, (sums, predictions))``: the loss
+    and every sum a float32 scalar (shape ``()``), the predictions those of
+    :func:`dcmnet.model.predict_batch` (leading axis B).
     """
     out = predict_batch(model, params, batch, esp_chunk_size)
     mol = batch["mol_mask"].astype(jnp.float32)
@@ -91,7 +104,7 @@ def loss_and_metrics(model, params, batch: Mapping, weights: Mapping,
     return loss, (sums, out)
 
 
-def epoch_metrics(sums: Mapping) -> dict:
+def epoch_metrics(sums: Mapping[str, Real[ArrayLike, ""]]) -> dict[str, float]:
     """Epoch metrics from accumulated sums (plain floats; NaN where undefined).
 
     Keys: ``loss``, ``esp_mae``, ``esp_rmse`` (kcal/(mol·e)), ``charge_mae``,
@@ -118,7 +131,8 @@ def epoch_metrics(sums: Mapping) -> dict:
     }
 
 
-def accumulate(total: dict | None, sums: Mapping) -> dict:
+def accumulate(total: dict[str, float] | None,
+               sums: Mapping[str, Real[ArrayLike, ""]]) -> dict[str, float]:
     """Add one batch's metric sums (numpy/jax scalars) into running totals (floats)."""
     s = {k: float(v) for k, v in sums.items()}
     if total is None:
