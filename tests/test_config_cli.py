@@ -72,8 +72,8 @@ def test_help_shows_the_dataclass_defaults_and_units():
         assert want in text, f.name
         if f.metadata.get("unit"):
             assert f"[{f.metadata['unit']}]" in actions[f.name].help
-    assert "(default: 200)" in actions["num_epochs"].help
-    assert "(default: 0.005)" in actions["learning_rate"].help
+    assert "(default: 400)" in actions["num_epochs"].help
+    assert "(default: 0.01)" in actions["learning_rate"].help
     assert "[Å]" in actions["cutoff"].help
     for title in ("experiment settings", "model settings", "training settings",
                   "run options"):
@@ -97,15 +97,16 @@ def test_existing_flag_names_and_switches_both_ways():
 
 
 def test_preset_then_explicit_flag_wins():
-    assert PRESETS["accurate"]["num_epochs"] == 600
+    n = PRESETS["accurate"]["num_epochs"]
+    assert n != TrainingConfig().num_epochs
     p = build_parser()
     assert create_default_config("a", **_overrides(
-        p.parse_args(["train", "--preset", "accurate"]))).training.num_epochs == 600
+        p.parse_args(["train", "--preset", "accurate"]))).training.num_epochs == n
     ov = _overrides(p.parse_args(["train", "--preset", "accurate", "--num-epochs", "7"]))
     cfg = create_default_config("a", **ov)
     assert cfg.training.num_epochs == 7 and cfg.preset == "accurate"
     fast = create_default_config("f", preset="fast")
-    assert fast.training == TrainingConfig() and fast.model == ModelConfig()
+    assert fast.training == TrainingConfig(**PRESETS["fast"]) and fast.model == ModelConfig()
 
 
 def test_a_recorded_preset_is_not_applied_twice(tmp_path):
@@ -116,7 +117,7 @@ def test_a_recorded_preset_is_not_applied_twice(tmp_path):
     assert again.training.num_epochs == 50          # the file's value stays
     assert back.training.num_epochs == 50           # base untouched
     other = apply_overrides(create_default_config("b"), preset="accurate")
-    assert other.training.num_epochs == 600
+    assert other.training.num_epochs == PRESETS["accurate"]["num_epochs"]
 
 
 def test_unknown_preset_is_a_clear_error(tmp_path, capsys):

@@ -32,11 +32,13 @@ SPLIT_BY = ("conformer", "molecule")
 FREEZE_GROUPS = ("embed", "message", "all-but-head", "head")
 
 #: Named sets of overrides for ``dcmnet train --preset NAME`` / ``run_training(preset=...)``
-#: (field name → value, any section). PROVISIONAL placeholder values (issue 15 fills them
-#: in): ``fast`` is the dataclass defaults, ``accurate`` only trains longer.
+#: (field name → value, any section): the two ends of the accuracy-per-minute curve of
+#: docs/training.md ("Choosing a recipe"; ``benchmarks/bench_recipe.py``). The defaults
+#: (400 epochs at learning rate 1e-2) are its middle: about 6 minutes on 2 CPU cores for
+#: the bundled data; ``fast`` takes half of that, ``accurate`` 2.5 times as long.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {},
-    "accurate": {"num_epochs": 600},
+    "fast": {"num_epochs": 200},
+    "accurate": {"num_epochs": 1000},
 }
 
 
@@ -56,7 +58,7 @@ def _f(default, help: str, unit: str | None = None, **meta):
 def _presets_help() -> str:
     parts = [f"{k}: " + (", ".join(f"{n}={v}" for n, v in o.items()) or "the defaults")
              for k, o in PRESETS.items()]
-    return ("named set of settings, PROVISIONAL values (" + "; ".join(parts) + "); "
+    return ("named set of settings (" + "; ".join(parts) + "); "
             "explicit flags override it")
 
 
@@ -115,9 +117,9 @@ class TrainingConfig:
     The fields, their units and defaults are listed below from their metadata.
     """
 
-    num_epochs: int = _f(200, "epochs (the schedule spans them)")
+    num_epochs: int = _f(400, "epochs (the schedule spans them)")
     batch_size: int = _f(16, "molecules per micro-batch")
-    learning_rate: float = _f(5e-3, "peak learning rate")
+    learning_rate: float = _f(1e-2, "peak learning rate")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer update")
     esp_w: float = _f(1.0, "weight of the ESP loss", "per (kcal/(mol·e))²")
     chg_w: float = _f(0.0, "weight of the atomic-charge loss vs 'mono'", "per e²")
