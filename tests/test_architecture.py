@@ -3,7 +3,8 @@
 * no module of ``src/dcmnet`` imports a module of a higher layer (function-level imports
   count too: a lazy import must not hide an upward dependency);
 * inside ``dcmnet.data`` the same holds for its own layers;
-* the top level of ``src/dcmnet`` holds at most 12 modules, no module is over 450 lines;
+* the top level of ``src/dcmnet`` holds at most 12 modules, no module is over 450 lines,
+  no function over 80 lines;
 * ruff (``[tool.ruff]`` in pyproject.toml) finds nothing, when it is installed.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ DATA_LAYERS: list[tuple[str, ...]] = [
 
 MAX_TOP_LEVEL_MODULES = 12
 MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 80
 
 
 def _module_name(path: Path) -> str:
@@ -147,6 +149,31 @@ def test_no_module_over_the_line_limit():
     long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
     assert long == {}
+
+
+def long_functions(path: Path, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``module:function (lines)`` for each function of ``path`` longer than ``limit``
+    lines (docstring and comments included)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > limit:
+                rel = "/".join(path.parts[len(path.parts) - path.parts[::-1].index("dcmnet") - 1:])
+                out.append(f"{rel}:{node.name} ({n} lines)")
+    return out
+
+
+def test_no_function_over_the_line_limit():
+    long = [f for p in sorted(SRC.rglob("*.py")) for f in long_functions(p)]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them): {long}"
+
+
+def test_function_limit_check_can_fail(tmp_path):
+    f = tmp_path / "dcmnet" / "m.py"
+    f.parent.mkdir()
+    f.write_text("def f():\n" + "    x = 1\n" * 85)
+    assert long_functions(f) == ["dcmnet/m.py:f (86 lines)"]
 
 
 def test_architecture_page_names_every_layer():

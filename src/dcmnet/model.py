@@ -155,6 +155,11 @@ def _project_net_charge(q_raw: Float[Array, "B A K"], maskf: Float[Array, "B A"]
     return (q - shift[:, None, None]) * maskf[:, :, None]
 
 
+def _bounded_displacement(v, m: float):
+    """Smooth bound ``|d| < m`` (Å): ``d = v / sqrt(1 + |v|²/m²)``, finite gradient at 0."""
+    return v / jnp.sqrt(1.0 + jnp.sum(v * v, axis=-1, keepdims=True) / (m * m))
+
+
 class DCMNet(nn.Module):
     """E(3)-equivariant network predicting ``n_dcm`` charges per atom (see module docstring).
 
@@ -263,10 +268,7 @@ class DCMNet(nn.Module):
         v = h[:, odd, 1:4, :][:, jnp.asarray(L1_TO_XYZ), :]  # (N, 3, n_dcm) → x, y, z
         v = jnp.swapaxes(v, -1, -2)  # (N, n_dcm, 3), Å
 
-        # Smooth bound |d| < m: d = v / sqrt(1 + |v|²/m²) (finite gradient at v = 0).
-        m = self.max_displacement
-        d = v / jnp.sqrt(1.0 + jnp.sum(v * v, axis=-1, keepdims=True) / (m * m))
-        d = d * mf[:, None, None]
+        d = _bounded_displacement(v, self.max_displacement) * mf[:, None, None]
         positions = Rf[:, None, :] + d  # (N, n_dcm, 3)
 
         charges = _project_net_charge(q_raw.reshape(B, A, self.n_dcm), maskf, net_charge)
