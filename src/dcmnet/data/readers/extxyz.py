@@ -248,33 +248,20 @@ def _frame_charge(a, i: int, Z, R, grid, esp, mono, path, options: ReadOptions,
     return q
 
 
-def _frame(m: dict):
-    """One molecule dict as an ``ase.Atoms`` frame of dcmnet's ESP layout: atoms, then an
-    ``X`` row per ESP point; ``charges`` and ``esp`` columns; ``charge``, ``name`` and
-    ``dipole`` (about the coordinate origin, ASE's convention) on the comment line."""
-    from ase import Atoms
-
-    Z, R = np.asarray(m["Z"], int), np.asarray(m["R"], float)
-    grid, esp = np.asarray(m["grid"], float), np.asarray(m["esp"], float)
-    mono = m.get("mono")
-    mono = np.zeros(len(Z)) if mono is None else np.asarray(mono, float)
+def _fmt_info(m: dict) -> str:
+    name = str(m.get("name", "mol")).replace('"', "'")
     q = float(m.get("net_charge", 0.0))
-    frame = Atoms(numbers=np.concatenate([Z, np.zeros(len(esp), int)]),
-                  positions=np.concatenate([R, grid.reshape(-1, 3)]), pbc=False)
-    frame.new_array("charges", np.concatenate([mono, np.zeros(len(esp))]))
-    frame.new_array("esp", np.concatenate([np.zeros(len(Z)), esp]))
-    frame.info.update(charge=int(round(q)), name=str(m.get("name", "mol")).replace('"', "'"))
+    s = (f'Properties=species:S:1:pos:R:3:charges:R:1:esp:R:1 charge={int(round(q))} '
+         f'name="{name}"')
     if m.get("dipole") is not None:
         from dcmnet.data.readers.chemistry import com
-
-        frame.info["dipole"] = np.asarray(m["dipole"], float) + q * com(m["Z"], m["R"])
-    return frame
+        mu0 = np.asarray(m["dipole"], float) + q * com(m["Z"], m["R"])
+        s += ' dipole="{:.10f} {:.10f} {:.10f}"'.format(*mu0)
+    return s + ' pbc="F F F"'
 
 
 def write_extxyz(data, path) -> Path:
-    """Write molecule(s) as extxyz frames in dcmnet's ESP layout (see the module docstring)
-    with ASE (:func:`dcmnet.fileio.atomic_write_extxyz`, 8 decimals per column; ASE names
-    the charge column ``charge``, which the reader takes like ``charges``).
+    """Write molecule(s) as extxyz frames in dcmnet's ESP layout (see the module docstring).
 
     Args:
         data: a :class:`Dataset`, a molecule dict or a list of them (Å, e, Hartree/e).
@@ -285,9 +272,21 @@ def write_extxyz(data, path) -> Path:
     Returns:
         The path written (atomically).
     """
-    from dcmnet.fileio import atomic_write_extxyz
-
-    return atomic_write_extxyz(path, [_frame(m) for m in molecules_of(data)])
+    out = []
+    for m in molecules_of(data):
+        Z, R = np.asarray(m["Z"], int), np.asarray(m["R"], float)
+        grid, esp = np.asarray(m["grid"], float), np.asarray(m["esp"], float)
+        mono = m.get("mono")
+        mono = np.zeros(len(Z)) if mono is None else np.asarray(mono, float)
+        out.append(str(len(Z) + len(esp)))
+        out.append(_fmt_info(m))
+        for a in range(len(Z)):
+            out.append(f"{symbol(Z[a]):<2s} {R[a, 0]:16.10f} {R[a, 1]:16.10f} "
+                       f"{R[a, 2]:16.10f} {mono[a]:14.10f} {0.0:18.10e}")
+        for k in range(len(esp)):
+            out.append(f"X  {grid[k, 0]:16.10f} {grid[k, 1]:16.10f} {grid[k, 2]:16.10f} "
+                       f"{0.0:14.10f} {esp[k]:18.10e}")
+    return write_text_atomic(path, "\n".join(out) + "\n")
 
 
 def write_xyz_geometry(Z, R, path, net_charge: float | None = None,
