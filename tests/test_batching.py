@@ -221,3 +221,8 @@ def test_prediction_plan_batch_sizes(ds):
     one = prediction_plan(ds.subset([3]), 64, shrink_last=True)
     assert [(list(idx), B) for idx, B, _, _ in one] == [([0], 1)]
     assert all(B == 23 for _, B, _, _ in prediction_plan(ds, 64))  # at most M molecules
+    # fewer molecules than batch_size: still a power of two (5, 6, 7 frames share B = 8)
+    for n in (5, 6, 7):
+        assert [B for _, B, _, _ in prediction_plan(ds.subset(range(n)), 16,
+                                                     shrink_last=True)] == [8]
+    assert [B for _, B, _, _ in prediction_plan(ds, 64, shrink_last=True)] == [32]

@@ -1,5 +1,7 @@
 """The parts of the training loop: TrainState, the optax EMA, the checkpoint policy, the
 reporters' order, and the orbax-managed pruning and temporary-folder cleanup of the store."""
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,6 +116,27 @@ def test_checkpoint_policy_holds_back_until_the_interval_and_flushes():
     every = CheckpointPolicy(_FakeStore(), create_default_config("q", checkpoint_interval_s=0))
     every.save(state, 1, True, RunProgress())
     assert [k for k, *_ in every.store.saved] == ["best", "latest"]
+
+
+def test_a_failing_flush_does_not_hide_the_runs_own_error():
+    class Broken(_FakeStore):
+        def save(self, *a):
+            raise OSError("disk full")
+
+    cfg = create_default_config("p", checkpoint_interval_s=1e9)
+    policy = CheckpointPolicy(Broken(), cfg)
+    policy.save(_state(), 1, True, RunProgress())
+    printed = []
+    console = type("C", (), {"print": lambda self, m: printed.append(m)})()
+    with pytest.raises(ValueError, match="the run's own"):
+        with contextlib.ExitStack() as stack:
+            stack.push(policy.exit_handler(console))
+            raise ValueError("the run's own error")
+    assert "disk full" in printed[0]
+    assert set(policy._pending) == {"best", "latest"}  # kept: nothing was written
+    with pytest.raises(OSError):  # without an error in flight the failure surfaces
+        with contextlib.ExitStack() as stack:
+            stack.push(policy.exit_handler(console))
 
 
 def test_callback_reporter_and_row_metrics():

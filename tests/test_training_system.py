@@ -132,6 +132,27 @@ def test_sigkill_then_resume(tmp_path, small_npz, straight, capsys):
         np.testing.assert_array_equal(a, b)
 
 
+def test_sigterm_writes_the_held_checkpoints_then_exits(tmp_path, small_npz):
+    """With checkpoints held back (long interval), SIGTERM after epoch 2 still leaves
+    latest = best = epoch 2 on disk and ends with SystemExit(143)."""
+    import signal
+
+    def term(epoch, row):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as exc:
+        run_training("t", output_dir=str(tmp_path), data_files=[str(small_npz)],
+                     console=_quiet(), checkpoint_interval_s=3600, on_epoch_end=term,
+                     **QUIET, **{**RUN, "learning_rate": 1e-9, "num_epochs": 4})
+    assert exc.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is before  # handler restored
+    store = CheckpointStore(tmp_path / "t")
+    assert store.steps("latest") == [2]
+    assert store.steps("best")[-1] <= 2
+
+
 def test_nan_loss_stops_with_epoch_and_step(tmp_path, small_npz, monkeypatch):
     orig = BatchIterator.epoch_batches
 

@@ -340,7 +340,7 @@ def create_default_config(name: str = "dcmnet", **overrides) -> ExperimentConfig
 def flatten_config(cfg: ExperimentConfig) -> dict[str, Any]:
     """The one flat view of a config, for logging (MLflow parameters, tables).
 
-    Returns ``{"name": ..., "model.n_dcm": 2, "training.num_epochs": 200, ...}``: the
+    Returns ``{"name": ..., "model.n_dcm": 2, "training.num_epochs": 400, ...}``: the
     experiment's own fields under their names, the sections' as ``section.field``.
     """
     d = cfg.to_dict()

@@ -156,7 +156,9 @@ def _project_net_charge(q_raw: Float[Array, "B A K"], maskf: Float[Array, "B A"]
 
 
 def _bounded_displacement(v, m: float):
-    """Smooth bound ``|d| < m`` (Å): ``d = v / sqrt(1 + |v|²/m²)``, finite gradient at 0."""
+    """Smooth bound ``|d| < m`` (Å): ``d = v / sqrt(1 + |v|²/m²)``, finite gradient at 0.
+
+    ``v``: (..., 3) raw displacements, Å; returns the bounded (..., 3) displacements, Å."""
     return v / jnp.sqrt(1.0 + jnp.sum(v * v, axis=-1, keepdims=True) / (m * m))
 
 

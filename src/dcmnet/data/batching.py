@@ -404,9 +404,12 @@ def prediction_plan(dataset: Dataset, batch_size: int, *, shrink_last: bool = Fa
     is padded only to the next power of two ≥ n, so one molecule costs one molecule's work
     and at most log2(batch_size) more batch sizes compile.
     """
-    B = max(1, min(int(batch_size), len(dataset)))
+    cap = max(1, int(batch_size))
+    B = min(cap, max(len(dataset), 1))
     it = BatchIterator(dataset, B, shuffle=False, shapes=shapes, **bucket_options)
-    return [(idx, min(B, 1 << max(0, len(idx) - 1).bit_length()) if shrink_last else B,
+    # shrink_last: the power of two is capped by batch_size only (not by the number of
+    # molecules), so predict() calls with 5, 6 or 7 frames share one compiled size, 8
+    return [(idx, min(cap, 1 << max(0, len(idx) - 1).bit_length()) if shrink_last else B,
              *it.shapes[k]) for k, idx in it.batch_plan(0)]
 
 

@@ -164,7 +164,8 @@ def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
         reporters = _open_reporters(stack, config, run.n_batches, prog.start_epoch, end_epoch,
                                     console, progress, table_every, mlflow, on_epoch_end)
         policy = CheckpointPolicy(store, config)
-        stack.callback(policy.flush)  # after the last epoch, a stop, or an exception
+        stack.push(policy.exit_handler(console))  # after the last epoch, a stop, an error
+        _terminate_as_exit(stack)
         for epoch in range(prog.start_epoch, end_epoch):
             state = _epoch(run, config, state, epoch, prog, policy, reporters)
     if end_epoch < tcfg.num_epochs:
@@ -341,14 +342,18 @@ class CheckpointPolicy:
 
     An orbax save costs 0.1–0.5 s, about as much as a training epoch of the bundled data on
     2 CPU cores, so ``best`` and ``latest`` are held on the host and written at most every
-    ``training.checkpoint_interval_s`` seconds (0: every epoch), at every periodic epoch and
-    by :meth:`flush` (end of the run, ``stop_after_epochs``, a diverged loss, any exception):
-    an interrupted run loses at most that interval of training.
+    ``training.checkpoint_interval_s`` seconds (0: every epoch; always 0 with several JAX
+    processes), at every periodic epoch and by :meth:`flush` (end of the run,
+    ``stop_after_epochs``, a diverged loss, any exception, SIGTERM): a run killed hard
+    (SIGKILL, power loss) loses at most that interval plus one epoch of training.
     """
 
     def __init__(self, store, config: ExperimentConfig, clock=time.monotonic):
         self.store, self.config, self.clock = store, config, clock
-        self.interval = float(config.training.checkpoint_interval_s)
+        # several processes save together (orbax waits for all): each would decide by its
+        # own clock, so multi-host runs write after every epoch
+        self.interval = (float(config.training.checkpoint_interval_s)
+                         if jax.process_count() == 1 else 0.0)
         self._pending: dict = {}
         self._last = clock()
 
@@ -374,9 +379,42 @@ class CheckpointPolicy:
         """Write the checkpoints held back (``best`` and ``periodic`` before ``latest``)."""
         for kind in ("best", "periodic", "latest"):
             if kind in self._pending:
-                epoch, host_state, meta = self._pending.pop(kind)
+                epoch, host_state, meta = self._pending[kind]
                 self.store.save(kind, epoch, host_state, meta)
+                del self._pending[kind]  # only once written: a failed save keeps it
         self._last = self.clock()
+
+    def exit_handler(self, console):
+        """An ``ExitStack.push`` handler: :meth:`flush` when the run ends; when it ends by
+        an exception, a failing write is reported on ``console`` and the original
+        exception (``TrainingDiverged``, ``optuna.TrialPruned``, ...) propagates."""
+        def _exit(exc_type, exc, tb) -> bool:
+            if exc_type is None:
+                self.flush()
+                return False
+            try:
+                self.flush()
+            except Exception as err:  # noqa: BLE001  (the run's own error matters more)
+                console.print(f"[red]could not write the held checkpoints: {err}[/red]")
+            return False
+        return _exit
+
+
+def _terminate_as_exit(stack) -> None:
+    """SIGTERM (a batch system's preemption, ``kill``) ends training like Ctrl-C: the
+    held checkpoints are written before the process exits (code 143). Main thread only;
+    the previous handler is restored on ``stack``'s exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _raise(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    stack.callback(signal.signal, signal.SIGTERM, previous)
 
 
 def _best_params(exp_dir: Path, state: TrainState, use_ema: bool):

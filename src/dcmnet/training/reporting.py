@@ -1,6 +1,6 @@
 """What a training run shows: progress bars, the per-epoch table or line, verbose arrays.
 
-After each epoch's checkpoint the loop calls ``on_epoch_end(epoch, row, history, improved)``
+After each epoch (its checkpoints recorded by the CheckpointPolicy) the loop calls ``on_epoch_end(epoch, row, history, improved)``
 of every :class:`Reporter`, in order: :class:`EpochReporter` (rich progress, the epoch table
 every ``table_every`` epochs and a compact line otherwise),
 :class:`dcmnet.training.monitor.Monitor` (TensorBoard, ``training_history.csv``, MLflow) and
@@ -31,7 +31,7 @@ _flat_config = flatten_config
 
 
 class Reporter(Protocol):
-    """Something told about every finished epoch (after its checkpoints are written)."""
+    """Something told about every finished epoch (its checkpoints are recorded by then; CheckpointPolicy decides when they are written)."""
 
     def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
                      improved: bool) -> None:

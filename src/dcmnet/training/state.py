@@ -198,11 +198,13 @@ def resume(state: TrainState, store, exp_dir: Path, resume_from,
     if resume_from is not None:
         src_dir, src_kind, src_step = resolve_checkpoint(resume_from)
         src_store = CheckpointStore(src_dir) if Path(src_dir) != exp_dir else store
-    if not src_store.steps(src_kind):
-        return state, RunProgress()
-    state, meta, _ = src_store.restore(src_kind, target=state, step=src_step)
-    if src_store is not store:
-        src_store.close()
+    try:
+        if not src_store.steps(src_kind):
+            return state, RunProgress()
+        state, meta, _ = src_store.restore(src_kind, target=state, step=src_step)
+    finally:
+        if src_store is not store:
+            src_store.close()
     start_epoch = int(meta["epoch"])
     console.print(f"resuming from {src_kind} checkpoint (epoch {start_epoch}) of {src_dir}")
     return state, RunProgress(start_epoch, float(meta.get("best_valid_loss", math.inf)),

@@ -263,6 +263,11 @@ def _fmt_info(m: dict) -> str:
 def write_extxyz(data, path) -> Path:
     """Write molecule(s) as extxyz frames in dcmnet's ESP layout (see the module docstring).
 
+    Written here rather than with ASE (:func:`dcmnet.fileio.atomic_write_extxyz`, used for
+    predictions): ASE 3.29 writes every float column with 8 decimals, which keeps only ~4
+    significant digits of a far-field ESP of 1e-4 Hartree/e; this writer keeps 10
+    (``%.10e`` for the ESP).
+
     Args:
         data: a :class:`Dataset`, a molecule dict or a list of them (Å, e, Hartree/e).
     Molecules without reference charges get a zero ``charges`` column, which a reader
