@@ -42,7 +42,7 @@ def test_cli_twice_resume_and_evaluate_on_unseen_mmml(tmp_path, small_npz, capsy
     assert "nothing to do" in _out(capsys)
     # changed settings on a finished run are ignored and config.json is kept
     events = len(list((exp / "tensorboard").iterdir()))
-    assert main(base + ["--num-epochs", "2", "--learning-rate", "0.01"]) == 0
+    assert main(base + ["--num-epochs", "2", "--learning-rate", "0.02"]) == 0
     assert "config.json is kept" in " ".join(_out(capsys).split())
     assert ExperimentConfig.load(exp / "config.json").training.learning_rate == cfg.training.learning_rate
     assert len(list((exp / "tensorboard").iterdir())) == events

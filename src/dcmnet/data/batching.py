@@ -180,8 +180,8 @@ def bucket_shapes(dataset: Dataset, indices=None, *, batch_size: int = 1,
     return [tuple(map(int, s)) for s in shapes]
 
 
-def _gather(arr: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """``arr[src]``, zeros when ``arr`` is empty (structures predicted without ESP points)."""
+def _gather(arr, src: np.ndarray) -> np.ndarray:
+    """``arr[src]`` for an (n, ...) array or an on-disk view (:class:`~dcmnet.data.ondisk.RaggedTake`); zeros when ``arr`` is empty (no ESP points)."""
     return arr[src] if len(arr) else np.zeros(src.shape + arr.shape[1:], arr.dtype)
 
 
