@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
-from jaxtyping import ArrayLike, Int, Real, Shaped
+from jaxtyping import Int, Shaped
 
 from dcmnet.data.dataset import Dataset, centre_of_mass
 from dcmnet.errors import DataError
@@ -82,7 +82,7 @@ PREDICTION_AXES: dict[str, str] = {"charges": "A", "positions": "A", "atom_charg
                                    "esp": "G"}
 
 
-def round_up(x: Real[ArrayLike, ""], multiple: int | np.integer) -> int:
+def round_up(x: float | np.number, multiple: int | np.integer) -> int:
     """Smallest multiple of ``multiple`` that is ≥ ``x`` (and ≥ ``multiple``)."""
     x, multiple = int(x), int(multiple)
     return max(multiple, -(-x // multiple) * multiple)
