@@ -29,8 +29,8 @@ import numpy as np
 from dcmnet.config import create_default_config
 from dcmnet.data.batching import BatchIterator, bucket_shapes
 from dcmnet.data.loader import load_dataset
-from dcmnet.training.loss import loss_and_metrics, predict, weights_array
-from dcmnet.model import create_model
+from dcmnet.training.loss import loss_and_metrics, weights_array
+from dcmnet.model import create_model, predict_batch
 from dcmnet.training.optim import make_optimizer
 from dcmnet.training.loop import _build_steps
 from dcmnet.training.state import init_state
@@ -96,7 +96,7 @@ def bench(data, batch_size: int, steps: int, mp: str) -> dict:
         state, loss, _ = train_step(state, b, w)
     jax.block_until_ready(loss)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    fwd = jax.jit(lambda p, b: predict(model, p, b)["esp"])
+    fwd = jax.jit(lambda p, b: predict_batch(model, p, b)["esp"])
     for b in batches:
         jax.block_until_ready(fwd(state["params"], b))
     infer_s, _ = _timed(fwd, [(state["params"], b) for b in batches[:n]])
