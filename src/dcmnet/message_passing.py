@@ -36,6 +36,7 @@ import e3x
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from e3x import so3
 from e3x.nn.modules import (_duplication_indices_for_max_degree, _make_tensor_product_mask,
                             default_tensor_kernel_init)
@@ -125,10 +126,19 @@ class DenseMessagePass(nn.Module):
         include_pseudotensors: as in e3x.
         cartesian_order: as in e3x (dcmnet passes True).
 
-    Call with ``x`` (B, A, P, (L+1)², F) atom features, ``basis`` (B, A, M, 1, (Lb+1)², K)
-    pair basis (zero for masked pairs) and optionally ``neighbors`` (B, A, M) int32 atom
-    slots of the neighbours; without it ``M = A`` and ``basis[b, i, j]`` belongs to the
-    pair (i, j). Returns (B, A, P3, (max_degree+1)², F) messages.
+    Call with ``x`` (B, A, P, (L+1)², F) atom features, the pair basis in factored form
+    ``(ylm, rbf)`` — ``ylm`` (B, A, M, (Lb+1)²) spherical harmonics of the pair directions
+    and ``rbf`` (B, A, M, K) radial functions times the cutoff, zero for masked pairs; e3x's
+    basis is their outer product ``ylm[..., None, :, None] * rbf[..., None, None, :]``
+    (``e3x.nn.basis``) — and optionally ``neighbors`` (B, A, M) int32 atom slots of the
+    neighbours; without it ``M = A`` and pair (i, j) sits at ``[b, i, j]``. Returns
+    (B, A, P3, (max_degree+1)², F) messages.
+
+    The filter ``Dense(basis)`` of e3x has one kernel per degree ℓ, so it factors as
+    ``F_ij[l, f] = ylm_ij[l] · Σ_k rbf_ij[k] W_ℓ(l)[k, f]``: one matmul of the radial
+    functions with the degree kernels repeated per component, times ``ylm``; no per-degree
+    dots and no concatenation of degree blocks. In the dense layout every per-pair array
+    is kept feature-major (:func:`_dense_messages`), so XLA transposes only per-atom arrays.
     """
 
     max_degree: int
@@ -136,25 +146,57 @@ class DenseMessagePass(nn.Module):
     cartesian_order: bool = True
 
     @nn.compact
-    def __call__(self, x: jax.Array, basis: jax.Array,
+    def __call__(self, x: jax.Array, basis: Tuple[jax.Array, jax.Array],
                  neighbors: Optional[jax.Array] = None) -> jax.Array:
         B, A, P2, C2, F = x.shape
-        if basis.shape[-3] != 1:
-            raise ValueError("DenseMessagePass expects a basis without pseudotensors")
-        filters = e3x.nn.Dense(F, use_bias=False, name="filter")(basis)  # (B,A,M,1,Cb,F)
-        filters = filters[..., 0, :, :]  # (B, A, M, Cb, F)
-        Cb = filters.shape[-2]
+        ylm, rbf = basis
+        Cb, K = ylm.shape[-1], rbf.shape[-1]
         l1 = int(round(math.sqrt(Cb))) - 1
         l2 = int(round(math.sqrt(C2))) - 1
+        # The filter's kernels, created by e3x's own Dense (same names, shapes, initial
+        # values) on a one-pair dummy basis; only its parameters are used.
+        dense = e3x.nn.Dense(F, use_bias=False, name="filter")
+        dense(jnp.zeros((1, 1, Cb, K), rbf.dtype))
+        kernels = dense.variables["params"]
+        names = sorted(kernels, key=lambda n: int(n[:-1]))  # '0+', '1-', '2+' by degree
+        Wd = jnp.stack([kernels[n]["kernel"] for n in names], axis=1)  # (K, Lb+1, F)
+        counts = np.array([2 * d + 1 for d in range(l1 + 1)])
+        Wc = jnp.repeat(Wd, counts, axis=1, total_repeat_length=Cb)  # (K, Cb, F) per component
         W = _TensorCoupling(self.max_degree, self.include_pseudotensors,
                             self.cartesian_order, name="tensor")(1, l1, P2, l2, F)
         P3, C3 = W.shape[4], W.shape[5]
-        xc = x.reshape(B, A, P2 * C2, F)
+        C = P2 * C2
+        Wm = W.reshape(Cb, C, P3 * C3, F)
+        xc = x.reshape(B, A, C, F)
         if neighbors is None:
-            T = jnp.einsum("bijlf,bjcf->bilcf", filters, xc)
-        else:
-            xg = jax.vmap(lambda xb, nb: xb[nb])(xc, neighbors)  # (B, A, M, P2·C2, F)
-            T = jnp.einsum("bimlf,bimcf->bilcf", filters, xg)
-        Wm = W.reshape(Cb, P2 * C2, P3 * C3, F)
+            return _dense_messages(ylm, rbf, Wc, xc, Wm).reshape(B, A, P3, C3, F)
+        filters = ylm[..., None] * jnp.einsum("bimk,klf->bimlf", rbf, Wc)  # (B,A,M,Cb,F)
+        xg = jax.vmap(lambda xb, nb: xb[nb])(xc, neighbors)  # (B, A, M, C, F)
+        T = jnp.einsum("bimlf,bimcf->bilcf", filters, xg)
         out = jnp.einsum("bilcf,lcdf->bidf", T, Wm)
         return out.reshape(B, A, P3, C3, F)
+
+
+def _dense_messages(ylm: jax.Array, rbf: jax.Array, Wc: jax.Array, xc: jax.Array,
+                    Wm: jax.Array) -> jax.Array:
+    """Messages of the dense layout with feature-major pair blocks (no strided transposes).
+
+    ``ylm`` (B, A, A, Cb), ``rbf`` (B, A, A, K), ``Wc`` (K, Cb, F) filter kernels per
+    component, ``xc`` (B, A, C, F) features, ``Wm`` (Cb, C, D, F) tensor coupling. Returns
+    (B, A, D, F). Every per-pair array is laid out (f, ..., i, j) so that each contraction
+    is a batched matmul whose batch axes already lead (XLA inserts no transposes of the
+    (B, A, A) blocks, only of per-atom arrays); same sums as the einsums of the
+    neighbour layout.
+    """
+    B, A, _, Cb = ylm.shape
+    F = xc.shape[-1]
+    dn = jax.lax.dot_general
+    radial = dn(jnp.transpose(Wc, (2, 1, 0)), rbf, (((2,), (3,)), ((), ())))  # (F,Cb,B,A,A)
+    filters = radial * jnp.transpose(ylm, (3, 0, 1, 2))[None]  # (f, l, b, i, j)
+    filters = jnp.transpose(filters, (0, 2, 3, 1, 4))  # (f, b, i, l, j)
+    T = dn(filters, jnp.transpose(xc, (3, 0, 1, 2)),  # x as (f, b, j, c)
+           (((4,), (2,)), ((0, 1), (0, 1))))  # (f, b, i, l, c)
+    C = xc.shape[2]
+    Wt = jnp.transpose(Wm, (3, 0, 1, 2)).reshape(F, Cb * C, -1)  # (f, (l, c), d)
+    out = dn(T.reshape(F, B * A, Cb * C), Wt, (((2,), (1,)), ((0,), (0,))))  # (f, b·i, d)
+    return jnp.transpose(out, (1, 2, 0)).reshape(B, A, -1, F)

@@ -312,6 +312,22 @@ class DCMNet(nn.Module):
             cartesian_order=CARTESIAN_ORDER)  # (..., 1, (L+1)², K)
         return basis * ok[..., None, None, None].astype(dtype)
 
+    def _factored_basis(self, disp, ok):
+        """``(ylm, rbf)``: (..., (L+1)²) spherical harmonics (Racah) and (..., K) radial
+        functions × cutoff (0 on masked pairs), the factors of :meth:`_basis`."""
+        safe = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0], disp.dtype), disp.shape)
+        disp = jnp.where(ok[..., None], disp, safe)
+        rbf = e3x.nn.basis(  # degree 0 only: Y_0 = 1 (Racah), so this is e3x's radial part
+            disp, max_degree=0, num=self.num_basis_functions,
+            radial_fn=e3x.nn.reciprocal_bernstein,
+            cutoff_fn=functools.partial(e3x.nn.smooth_cutoff, cutoff=self.cutoff),
+            cartesian_order=CARTESIAN_ORDER)[..., 0, 0, :]
+        norm = e3x.ops.norm(disp, axis=-1, keepdims=True)
+        ylm = e3x.so3.spherical_harmonics(disp / jnp.where(norm > 0, norm, 1), self.max_degree,
+                                          r_is_normalized=True, normalization="racah",
+                                          cartesian_order=CARTESIAN_ORDER)
+        return ylm, rbf * ok[..., None].astype(rbf.dtype)
+
     def _pairs_message_fn(self, Rf, mf, B, A):
         """e3x.nn.MessagePass over the flat list of all pairs (gather/scatter)."""
         dst_np, src_np = pair_indices(B, A)
@@ -344,7 +360,7 @@ class DCMNet(nn.Module):
                     f"molecule {b} of the batch has an atom with more than "
                     f"{self.neighbor_count} neighbours within the {self.cutoff} Å cutoff; "
                     "pass a larger max_neighbors to DCMNet (or message_passing='dense')")
-        basis = self._basis(disp, ok)
+        basis = self._factored_basis(disp, ok)
 
         def message(it, x):
             xb = x.reshape((B, A) + x.shape[1:])
