@@ -26,6 +26,7 @@ is complete.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import warnings
@@ -213,8 +214,17 @@ class CheckpointStore:
                     cleanup_tmp_directories=True, todelete_subdir=_DELETING)
             else:
                 options = ocp.CheckpointManagerOptions(
-                    enable_async_checkpointing=False, create=False, read_only=True)
-            mngr = ocp.CheckpointManager(self.kind_dir(kind), options=options, item_names=_ITEMS)
+                    enable_async_checkpointing=False, create=False, read_only=True,
+                    save_interval_steps=0)
+            absl = logging.getLogger("absl")
+            level = absl.level
+            if not write:  # orbax warns that a read-only folder is read-only: not news
+                absl.setLevel(logging.ERROR)
+            try:
+                mngr = ocp.CheckpointManager(self.kind_dir(kind), options=options,
+                                             item_names=_ITEMS)
+            finally:
+                absl.setLevel(level)
             self._managers[(kind, write)] = mngr
         return mngr
 
