@@ -138,7 +138,7 @@ class DenseMessagePass(nn.Module):
     ``F_ij[l, f] = ylm_ij[l] · Σ_k rbf_ij[k] W_ℓ(l)[k, f]``: one matmul of the radial
     functions with the degree kernels repeated per component, times ``ylm``; no per-degree
     dots and no concatenation of degree blocks. In the dense layout every per-pair array
-    is kept feature-major (:func:`_dense_messages`), so XLA transposes only per-atom arrays.
+    is kept feature-major (:func:`_dense_messages`).
     """
 
     max_degree: int
@@ -183,10 +183,11 @@ def _dense_messages(ylm: jax.Array, rbf: jax.Array, Wc: jax.Array, xc: jax.Array
 
     ``ylm`` (B, A, A, Cb), ``rbf`` (B, A, A, K), ``Wc`` (K, Cb, F) filter kernels per
     component, ``xc`` (B, A, C, F) features, ``Wm`` (Cb, C, D, F) tensor coupling. Returns
-    (B, A, D, F). Every per-pair array is laid out (f, ..., i, j) so that each contraction
-    is a batched matmul whose batch axes already lead (XLA inserts no transposes of the
-    (B, A, A) blocks, only of per-atom arrays); same sums as the einsums of the
-    neighbour layout.
+    (B, A, D, F). Every per-pair array is laid out feature-major, (f, ..., j) with the
+    pair index j contiguous, so that each contraction is a batched matmul whose batch axes
+    already lead; the one reordering of a per-pair array, (f, l, b, i, j) → (f, b, i, l, j),
+    moves contiguous runs of j instead of gathering the feature axis element by element.
+    Same sums as the einsums of the neighbour layout.
     """
     B, A, _, Cb = ylm.shape
     F = xc.shape[-1]
