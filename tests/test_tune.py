@@ -155,9 +155,17 @@ def test_tune_killed_resumed_and_complete(tmp_path, small_npz, capsys):
     db = study_dir / "study.db"
     deadline = time.monotonic() + 150
     try:
-        while min(_finished_and_running(db)) < 1:
+        while True:
             assert proc.poll() is None, (tmp_path / "first_run.log").read_text()
             assert time.monotonic() < deadline, "first trial did not finish in time"
+            if min(_finished_and_running(db)) >= 1:
+                # freeze it, then look again: a tiny trial can finish between the look
+                # and the kill, leaving no trial RUNNING to be killed
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.2)
+                if min(_finished_and_running(db)) >= 1:
+                    break
+                proc.send_signal(signal.SIGCONT)
             time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGKILL)
