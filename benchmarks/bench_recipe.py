@@ -116,7 +116,8 @@ def run_one(name: str, overrides: dict, seed: int, data: list[str] | None, out: 
             "train_wall_s": wall, "load_start": load0, "load_end": os.getloadavg()[0]}
 
 
-def plot(results: list[dict], path: Path, title: str, epoch_s: dict | None = None) -> None:
+def plot(results: list[dict], path: Path, title: str, epoch_s: dict | None = None,
+         xlabel: str = "wall time [s] (2 CPU cores)") -> None:
     """Ratio-to-monopoles curves against wall time, median over seeds with min–max band.
 
     ``epoch_s``: candidate → seconds per epoch measured on a quiet machine; such curves use
@@ -139,7 +140,7 @@ def plot(results: list[dict], path: Path, title: str, epoch_s: dict | None = Non
         ax.fill_between(t, y.min(0), y.max(0), color=line.get_color(), alpha=0.2)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.axhline(0.45, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="wall time [s] (2 CPU cores)", ylabel="valid ESP RMSE / fitted monopoles",
+    ax.set(xlabel=xlabel, ylabel="valid ESP RMSE / fitted monopoles",
            ylim=(0.3, 1.5), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -157,6 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="append results to this JSON file")
     ap.add_argument("--plot", default=None, help="write the curves of --json to this PNG")
     ap.add_argument("--title", default="learning curves")
+    ap.add_argument("--xlabel", default="wall time [s] (2 CPU cores)",
+                    help="x-axis label of --plot (say how the runs were timed)")
     ap.add_argument("--epoch-seconds", nargs="*", default=[], metavar="CANDIDATE=S",
                     help="quiet-machine seconds per epoch: the plot's time axis becomes "
                          "epochs × S for that candidate")
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
             r["candidate"] = labels.get(r["candidate"], r["candidate"])
         epoch_s = {labels.get(k, k): float(v)
                    for k, v in (a.split("=", 1) for a in args.epoch_seconds)}
-        plot(results, Path(args.plot), args.title, epoch_s)
+        plot(results, Path(args.plot), args.title, epoch_s, args.xlabel)
     return 0
 
 
