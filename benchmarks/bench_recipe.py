@@ -46,6 +46,7 @@ CANDIDATES: dict[str, dict] = {
     "iter3-e200": {"num_epochs": 200, "num_iterations": 3},
     "f16-e200": {"num_epochs": 200, "features": 16},
     "deg1-e200": {"num_epochs": 200, "max_degree": 1},
+    "deg1-e330": {"num_epochs": 330, "max_degree": 1},
     "onecycle-e200": {"num_epochs": 200, "learning_rate": 2e-2, "warmup_epochs": 60},
     "chg0.1-e200": {"num_epochs": 200, "chg_w": 0.1},
     "bs4-e200": {"num_epochs": 200, "batch_size": 4},
