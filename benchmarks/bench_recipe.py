@@ -47,6 +47,8 @@ CANDIDATES: dict[str, dict] = {
     "f16-e200": {"num_epochs": 200, "features": 16},
     "deg1-e200": {"num_epochs": 200, "max_degree": 1},
     "deg1-e330": {"num_epochs": 330, "max_degree": 1},
+    "deg1-e660": {"num_epochs": 660, "max_degree": 1},
+    "deg1-e1650": {"num_epochs": 1650, "max_degree": 1},
     "onecycle-e200": {"num_epochs": 200, "learning_rate": 2e-2, "warmup_epochs": 60},
     "chg0.1-e200": {"num_epochs": 200, "chg_w": 0.1},
     "bs4-e200": {"num_epochs": 200, "batch_size": 4},

@@ -3,7 +3,7 @@ cost by molecule size.
 
     .venv/bin/python benchmarks/bench_training.py [--batch-sizes 1 2 4 8 16 32 64]
         [--steps 20] [--message-passing auto|dense|neighbors|pairs] [--sizes 10 30 100 300]
-        [--profile]
+        [--profile] [--micro-batch M]
 
 Default model (ModelConfig defaults) on the bundled dataset. Table 1, per batch size:
 steady-state (after compilation) training and inference molecules/s over whole epochs
@@ -66,8 +66,9 @@ def _flops(jitted, *args) -> float:
     return float(cost.get("flops", np.nan))
 
 
-def _setup(data, batch_size, mp):
-    cfg = create_default_config("bench", batch_size=batch_size)
+def _setup(data, batch_size, mp, accumulation: int = 1):
+    cfg = create_default_config("bench", batch_size=batch_size,
+                                gradient_accumulation_steps=accumulation)
     model = dataclasses.replace(create_model(**dataclasses.asdict(cfg.model)),
                                 message_passing=mp)
     shapes = bucket_shapes(data, batch_size=batch_size)
@@ -78,8 +79,14 @@ def _setup(data, batch_size, mp):
     return cfg, model, batches, tx, train_step
 
 
-def bench(data, batch_size: int, steps: int, mp: str) -> dict:
-    cfg, model, batches, tx, train_step = _setup(data, batch_size, mp)
+def bench(data, batch_size: int, steps: int, mp: str, micro: int = 0) -> dict:
+    """One row of table 1. ``micro`` > 0 and below ``batch_size``: the batch is trained as
+    micro-batches of ``micro`` molecules with gradient accumulation (optax.MultiSteps, one
+    update per ``batch_size // micro`` micro-batches: the same update as one batch)."""
+    acc = batch_size // micro if 0 < micro < batch_size else 1
+    if acc > 1 and batch_size % micro:
+        raise SystemExit(f"batch {batch_size} is not a multiple of --micro-batch {micro}")
+    cfg, model, batches, tx, train_step = _setup(data, batch_size // acc, mp, acc)
     w = weights_array(1.0, 0.0, 0.0)
     state = init_state(model, tx, batches[0], 0)
     # whole epochs (every padding shape in its share), at least ``steps`` batches; only
@@ -106,7 +113,8 @@ def bench(data, batch_size: int, steps: int, mp: str) -> dict:
     for b in batches:
         jax.block_until_ready(fwd(state["params"], b))
     infer_s, _ = _timed(fwd, [(state["params"], b) for b in timed])
-    return {"batch": batch_size, "shapes": len(seen),
+    return {"batch": batch_size if acc == 1 else f"{batch_size // acc}x{acc}",
+            "shapes": len(seen),
             "train_mol_s": n_mol / train_s, "cpu_ms": 1000 * train_cpu / len(timed),
             "infer_mol_s": n_mol / infer_s,
             "mflop_mol": flops / n_mol / 1e6, "gflop_s": flops / train_s / 1e9}
@@ -213,6 +221,10 @@ def main() -> None:
                     choices=["auto", "dense", "neighbors", "pairs"])
     ap.add_argument("--sizes", type=int, nargs="*", default=[10, 30, 100, 300])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--micro-batch", type=int, default=0, metavar="M",
+                    help="train batch sizes above M as micro-batches of M with gradient "
+                         "accumulation (dcmnet train --batch-size M "
+                         "--gradient-accumulation-steps B/M); rows read MxK")
     ap.add_argument("--data-files", nargs="+", default=None)
     args = ap.parse_args()
     data = load_dataset(args.data_files, verbose=False)
@@ -225,7 +237,7 @@ def main() -> None:
     print(f"{'batch':>5} {'shapes':>6} {'train mol/s':>11} {'cpu ms/step':>11} "
           f"{'infer mol/s':>11} {'MFLOP/mol':>9} {'GFLOP/s':>8} {'of peak':>7}")
     for bs in args.batch_sizes:
-        r = bench(data, bs, args.steps, args.message_passing)
+        r = bench(data, bs, args.steps, args.message_passing, args.micro_batch)
         print(f"{r['batch']:>5} {r['shapes']:>6} {r['train_mol_s']:>11.0f} {r['cpu_ms']:>11.1f} "
               f"{r['infer_mol_s']:>11.0f} {r['mflop_mol']:>9.2f} {r['gflop_s']:>8.1f} "
               f"{r['gflop_s'] / peak:>7.1%}", flush=True)

@@ -1,4 +1,4 @@
-"""Per-molecule message passing with batched contractions (same parameters as e3x).
+"""e3x layers as batched contractions (same parameters as e3x): message passing, Dense.
 
 :class:`DenseMessagePass` computes exactly what ``e3x.nn.MessagePass`` (e3x 1.0.2, with
 ``use_fused_tensor=False``, ``use_basis_bias=False``) computes, with the same parameter
@@ -26,6 +26,23 @@ Two neighbour layouts, both per molecule:
   masked pairs — padding and ``i = j`` — have a zero basis);
 * **neighbour list**: ``j`` runs over ``M`` neighbours per atom given by ``(B, A, M)``
   indices (see :func:`cutoff_neighbors`); the work is linear in the number of atoms.
+
+**Dense layers** (:class:`FusedDense`). e3x 1.0.2's ``Dense`` keeps one
+``flax.linen.Dense`` per degree ℓ and parity p (children named ``"0+"``, ``"1+"``, …,
+``"0-"``, … for features with pseudotensors; ``"0+"``, ``"1-"``, ``"2+"``, … without)
+and applies them to slices of the input, then concatenates
+and stacks the results: for ``max_degree`` 2 with pseudotensors that is six small matmuls,
+six slices, two concatenations and a stack per layer, and as many again in the backward
+pass. On CPU the train step is bound by the number of such small kernels
+(BENCHMARKS.md, issue 13), so :class:`FusedDense` gathers the six kernels into one
+``(P, (L+1)², F_in, F_out)`` block (the kernel of degree ℓ repeated for its 2ℓ + 1 orders)
+and applies them with a single batched contraction; the bias is added to the ℓ = 0 even
+channel only, as in e3x.
+
+The parameter tree (names, shapes, initialisers, and the order in which each child draws
+from the ``params`` RNG: kernel, then bias) is e3x's, so initial parameters are identical
+for the same seed and checkpoints are interchangeable; the outputs agree to float rounding
+(only the order of the additions may differ), which ``tests/test_fused_dense.py`` asserts.
 """
 from __future__ import annotations
 
@@ -201,3 +218,69 @@ def _dense_messages(ylm: jax.Array, rbf: jax.Array, Wc: jax.Array, xc: jax.Array
     Wt = jnp.transpose(Wm, (3, 0, 1, 2)).reshape(F, Cb * C, -1)  # (f, (l, c), d)
     out = dn(T.reshape(F, B * A, Cb * C), Wt, (((2,), (1,)), ((0,), (0,))))  # (f, b·i, d)
     return jnp.transpose(out, (1, 2, 0)).reshape(B, A, -1, F)
+
+
+#: e3x 1.0.2's default kernel initialiser (``e3x.nn.modules.default_kernel_init``).
+_default_kernel_init = jax.nn.initializers.lecun_normal()
+
+
+class _DegreeKernel(nn.Module):
+    """The parameters of one e3x per-degree ``flax.linen.Dense`` (created, not applied)."""
+
+    features: int
+    use_bias: bool
+    kernel_init: nn.initializers.Initializer
+    param_dtype: jnp.dtype
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        kernel = self.param("kernel", self.kernel_init, (in_features, self.features),
+                            self.param_dtype)
+        bias = (self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+                if self.use_bias else None)
+        return kernel, bias
+
+
+class FusedDense(nn.Module):
+    """Drop-in replacement for ``e3x.nn.Dense(features)`` (e3x 1.0.2, default options).
+
+    Args (module attributes):
+        features: output features F_out.
+        use_bias: add a bias to the scalar (ℓ = 0, even) channel.
+    Call:
+        x: (..., P, (L+1)², F_in) equivariant features, P = 1 or 2 (with pseudotensors).
+    Returns:
+        (..., P, (L+1)², F_out), what ``e3x.nn.Dense`` returns for the same parameters.
+    Raises:
+        ValueError: ``x`` has no valid e3x feature shape (from e3x's own shape check).
+    """
+
+    features: int
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = _default_kernel_init
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        max_degree = e3x.nn.modules._extract_max_degree_and_check_shape(x.shape)
+        parities = x.shape[-3]
+        if parities == 2:
+            names = [[f"{d}+" for d in range(max_degree + 1)],
+                     [f"{d}-" for d in range(max_degree + 1)]]
+        else:
+            names = [[f"{d}{'+-'[d % 2]}" for d in range(max_degree + 1)]]
+        kernels, bias = [], None
+        for p, row in enumerate(names):
+            per_degree = []
+            for deg, name in enumerate(row):
+                k, b = _DegreeKernel(self.features, self.use_bias and p == 0 and deg == 0,
+                                     self.kernel_init, self.param_dtype, name=name)(x.shape[-1])
+                per_degree.append(k)
+                bias = b if b is not None else bias
+            kernels.append(jnp.stack(per_degree))  # (L+1, F_in, F_out)
+        degree_of = e3x.nn.modules._duplication_indices_for_max_degree(max_degree)
+        w = jnp.take(jnp.stack(kernels), degree_of, axis=1)  # (P, (L+1)², F_in, F_out)
+        y = jnp.einsum("...pmf,pmfg->...pmg", x, w)
+        if bias is not None:
+            y = y.at[..., 0, 0, :].add(bias)
+        return y

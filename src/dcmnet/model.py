@@ -10,7 +10,9 @@ Charge Models", arXiv 2602.07234). Architecture (e3x on flax.linen):
    same parameters) over all pairs of real atoms of the same molecule, with radial-angular basis functions
    (reciprocal Bernstein radial functions times spherical harmonics up to ``max_degree``,
    multiplied by a smooth cutoff at ``cutoff`` Å), each followed by a residual atom-wise
-   update (Dense → SiLU gate → Dense);
+   update (Dense → SiLU gate → Dense; the Dense layers are
+   :class:`dcmnet.message_passing.FusedDense`, e3x's ``Dense`` with the same parameters
+   applied as one contraction);
 3. an equivariant head (Dense → SiLU → Dense to ``n_dcm`` channels): the scalar
    (ℓ = 0, even parity) channel gives the raw charges, the ℓ = 1 odd-parity channel (a
    proper vector) gives a displacement ``v`` that is bounded smoothly as
@@ -58,7 +60,8 @@ from dcmnet.config import ModelConfig
 from dcmnet.electrostatics import dipole_from_charges, esp_from_charges, flatten_sites
 from dcmnet.errors import DataError
 from dcmnet.fragments import constrain_fragment_charges
-from dcmnet.message_passing import DenseMessagePass, cutoff_neighbors, default_max_neighbors
+from dcmnet.message_passing import (DenseMessagePass, FusedDense, cutoff_neighbors,
+                                    default_max_neighbors)
 
 #: Architecture defaults live in one place: :class:`dcmnet.config.ModelConfig`.
 _DEFAULTS = ModelConfig()
@@ -254,17 +257,17 @@ class DCMNet(nn.Module):
         for it in range(self.num_iterations):
             y = message(it, x)
             y = e3x.nn.add(x, y)
-            y = e3x.nn.Dense(self.features, name=f"update_{it}_a")(y)
+            y = FusedDense(self.features, name=f"update_{it}_a")(y)
             y = e3x.nn.silu(y)
-            y = e3x.nn.Dense(self.features, name=f"update_{it}_b")(y)
+            y = FusedDense(self.features, name=f"update_{it}_b")(y)
             x = e3x.nn.add(x, y) * atom_m
         if overflow is not None:  # lost pairs: fail loudly (NaN) rather than silently
             x = jnp.where(jnp.repeat(overflow, A)[:, None, None, None], jnp.nan, x)
 
         # --- head ----------------------------------------------------------------------
-        h = e3x.nn.Dense(self.features, name="head_a")(x)
+        h = FusedDense(self.features, name="head_a")(x)
         h = e3x.nn.silu(h)
-        h = e3x.nn.Dense(self.n_dcm, name="head_b")(h)  # (N, P, (L+1)², n_dcm)
+        h = FusedDense(self.n_dcm, name="head_b")(h)  # (N, P, (L+1)², n_dcm)
         odd = 1 if h.shape[-3] == 2 else 0  # ℓ = 1 proper vectors have odd parity
         q_raw = h[:, 0, 0, :]  # (N, n_dcm) scalars (ℓ = 0, even)
         v = h[:, odd, 1:4, :][:, jnp.asarray(L1_TO_XYZ), :]  # (N, 3, n_dcm) → x, y, z
