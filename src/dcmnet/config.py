@@ -34,11 +34,11 @@ FREEZE_GROUPS = ("embed", "message", "all-but-head", "head")
 #: Named sets of overrides for ``dcmnet train --preset NAME`` / ``run_training(preset=...)``
 #: (field name → value, any section): the two ends of the accuracy-per-minute curve of
 #: docs/training.md ("Choosing a recipe"; ``benchmarks/bench_recipe.py``). The defaults
-#: (400 epochs at learning rate 1e-2) are its middle: about 6 minutes on 2 CPU cores for
-#: the bundled data; ``fast`` takes half of that, ``accurate`` 2.5 times as long.
+#: (max_degree 1, 660 epochs at learning rate 1e-2) are its middle; ``fast`` takes half
+#: of their time, ``accurate`` 2.5 times as long.
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {"num_epochs": 200},
-    "accurate": {"num_epochs": 1000},
+    "fast": {"num_epochs": 330},
+    "accurate": {"num_epochs": 1650},
 }
 
 
@@ -87,7 +87,8 @@ class ModelConfig:
 
     n_dcm: int = _f(2, "distributed charges per atom")
     features: int = _f(32, "feature channels per irrep degree")
-    max_degree: int = _f(2, "highest spherical-harmonic degree of the features (≥ 1)")
+    max_degree: int = _f(1, "highest spherical-harmonic degree of the features (≥ 1; 2 "
+                            "costs 2.2 × per epoch for no gain per minute, docs/training.md)")
     num_iterations: int = _f(2, "message-passing blocks")
     num_basis_functions: int = _f(16, "radial basis functions")
     cutoff: float = _f(4.0, "message-passing cutoff radius", "Å")
@@ -117,7 +118,7 @@ class TrainingConfig:
     The fields, their units and defaults are listed below from their metadata.
     """
 
-    num_epochs: int = _f(400, "epochs (the schedule spans them)")
+    num_epochs: int = _f(660, "epochs (the schedule spans them)")
     batch_size: int = _f(16, "molecules per micro-batch")
     learning_rate: float = _f(1e-2, "peak learning rate")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer update")
@@ -340,7 +341,7 @@ def create_default_config(name: str = "dcmnet", **overrides) -> ExperimentConfig
 def flatten_config(cfg: ExperimentConfig) -> dict[str, Any]:
     """The one flat view of a config, for logging (MLflow parameters, tables).
 
-    Returns ``{"name": ..., "model.n_dcm": 2, "training.num_epochs": 400, ...}``: the
+    Returns ``{"name": ..., "model.n_dcm": 2, "training.num_epochs": 660, ...}``: the
     experiment's own fields under their names, the sections' as ``section.field``.
     """
     d = cfg.to_dict()
