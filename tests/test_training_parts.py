@@ -171,3 +171,27 @@ def test_pruned_steps_leave_no_trash(tmp_path):
             assert store.steps("latest") == [s]
     names = sorted(p.name for p in (tmp_path / "e" / "checkpoints" / "latest").iterdir())
     assert names == ["3"]
+
+
+def test_eta_leaves_out_the_first_epoch_that_compiles(monkeypatch):
+    """The first epoch compiles the steps: an ETA averaged over it would read many times too
+    long (225 min for a 6-minute main job). The ETA uses only the epochs after it."""
+    import io
+
+    from rich.console import Console
+
+    from dcmnet.training import reporting
+
+    clock = iter([20.0, 21.0, 22.0])  # ends of epochs 1 (20 s: compilation), 2 and 3
+    monkeypatch.setattr(reporting.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    tcfg = create_default_config("t", num_epochs=10).training
+    rep = reporting.EpochReporter(Console(file=out, width=200), False, tcfg, 0, 10, 5, 100)
+    rep.bar = type("Bar", (), {"console": Console(file=out, width=200)})()
+    m = {"loss": 1.0, "esp_rmse": 2.0}
+    for epoch in (1, 2, 3):
+        rep.epoch_done(epoch, m, m, 1.0, 1e-3, False)
+    lines = out.getvalue().splitlines()
+    assert "ETA after the next epoch" in lines[0]
+    assert lines[1].endswith("ETA 0.1 min")       # 1 s per epoch × 8 epochs left
+    assert lines[2].endswith("ETA 0.1 min")       # (22 − 20) s / 2 epochs × 7 left = 7 s

@@ -135,6 +135,7 @@ class EpochReporter:
         self.console, self.progress, self.tcfg = console, progress, training
         self.start, self.end, self.n_batches = start_epoch, end_epoch, n_batches
         self.table_every = table_every
+        self._first_done = None  # perf_counter at the end of this run's first epoch
 
     def __enter__(self):
         from rich.progress import (
@@ -153,7 +154,6 @@ class EpochReporter:
         self.bar.__enter__()
         self.ep_task = self.bar.add_task("epochs", total=self.tcfg.num_epochs,
                                          completed=self.start, info="")
-        self.run_t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
@@ -173,19 +173,27 @@ class EpochReporter:
                    improved: bool) -> None:
         """The table or the compact line of ``epoch`` (1-based)."""
         tcfg = self.tcfg
+        if epoch - self.start == 1:
+            self._first_done = time.perf_counter()
         if not self.table_every:
             return
         if epoch % self.table_every == 0 or epoch == tcfg.num_epochs:
             self.bar.console.print(epoch_table(epoch, train_m, valid_m, seconds, lr,
                                                ema=tcfg.use_ema))
             return
-        run_s = time.perf_counter() - self.run_t0
-        eta = run_s / (epoch - self.start) * (self.end - epoch)
         self.bar.console.print(
             f"epoch {epoch}/{tcfg.num_epochs}  loss {train_m['loss']:.4g}  "
             f"valid ESP RMSE {valid_m['esp_rmse']:.3f} kcal/(mol·e)"
             f"{' (EMA)' if tcfg.use_ema else ''}{' *' if improved else ''}  "
-            f"{seconds:.1f} s  ETA {eta / 60:.1f} min", highlight=False)
+            f"{seconds:.1f} s  ETA {self._eta(epoch)}", highlight=False)
+
+    def _eta(self, epoch: int) -> str:
+        """Time left from the epochs after this run's first one (which compiles the steps
+        and would inflate the estimate many times over); unknown after the first."""
+        if epoch - self.start <= 1 or self._first_done is None:
+            return "after the next epoch (the first compiles)"
+        per_epoch = (time.perf_counter() - self._first_done) / (epoch - self.start - 1)
+        return f"{per_epoch * (self.end - epoch) / 60:.1f} min"
 
     def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
                      improved: bool) -> None:
