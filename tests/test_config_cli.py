@@ -72,7 +72,7 @@ def test_help_shows_the_dataclass_defaults_and_units():
         assert want in text, f.name
         if f.metadata.get("unit"):
             assert f"[{f.metadata['unit']}]" in actions[f.name].help
-    assert "(default: 400)" in actions["num_epochs"].help
+    assert "(default: 660)" in actions["num_epochs"].help
     assert "(default: 0.01)" in actions["learning_rate"].help
     assert "[Å]" in actions["cutoff"].help
     for title in ("experiment settings", "model settings", "training settings",

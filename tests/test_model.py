@@ -316,7 +316,7 @@ def test_create_model_defaults_and_validation():
     m = create_model()
     assert isinstance(m, DCMNet)
     assert (m.n_dcm, m.features, m.max_degree, m.num_iterations, m.num_basis_functions,
-            m.cutoff, m.max_atomic_number, m.max_displacement) == (2, 32, 2, 2, 16, 4.0, 18,
+            m.cutoff, m.max_atomic_number, m.max_displacement) == (2, 32, 1, 2, 16, 4.0, 18,
                                                                    1.0)
     with pytest.raises(ValueError):
         create_model(max_degree=0)

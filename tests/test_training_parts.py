@@ -182,8 +182,9 @@ def test_eta_leaves_out_the_first_epoch_that_compiles(monkeypatch):
 
     from dcmnet.training import reporting
 
-    clock = iter([20.0, 21.0, 22.0])  # ends of epochs 1 (20 s: compilation), 2 and 3
-    monkeypatch.setattr(reporting.time, "perf_counter", lambda: next(clock))
+    ends = [20.0, 21.0, 22.0]  # ends of epochs 1 (20 s: compilation), 2 and 3
+    monkeypatch.setattr(reporting.time, "perf_counter",
+                        lambda: ends.pop(0) if len(ends) > 1 else ends[0])
     out = io.StringIO()
     tcfg = create_default_config("t", num_epochs=10).training
     rep = reporting.EpochReporter(Console(file=out, width=200), False, tcfg, 0, 10, 5, 100)

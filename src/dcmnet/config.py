@@ -88,7 +88,7 @@ class ModelConfig:
     n_dcm: int = _f(2, "distributed charges per atom")
     features: int = _f(32, "feature channels per irrep degree")
     max_degree: int = _f(1, "highest spherical-harmonic degree of the features (≥ 1; 2 "
-                            "costs 2.2 × per epoch for no gain per minute, docs/training.md)")
+                            "costs about 2 × per epoch for no gain per minute, docs/training.md)")
     num_iterations: int = _f(2, "message-passing blocks")
     num_basis_functions: int = _f(16, "radial basis functions")
     cutoff: float = _f(4.0, "message-passing cutoff radius", "Å")
