@@ -97,7 +97,7 @@ def child(path: str, steps: int, batch_size: int) -> dict:
     from dcmnet.training.loss import weights_array
     from dcmnet.model import check_atomic_numbers, create_model
     from dcmnet.training.optim import make_optimizer
-    from dcmnet.training.loop import _build_steps
+    from dcmnet.training.steps import build_steps
     from dcmnet.training.state import init_state
 
     out = {"n": 0, "phases": {}}
@@ -114,7 +114,7 @@ def child(path: str, steps: int, batch_size: int) -> dict:
     it = BatchIterator(train, batch_size, shuffle=True, seed=42, shapes=shapes)
     model = create_model(**dataclasses.asdict(cfg.model))
     tx = make_optimizer(cfg.training, len(it))
-    train_step, _ = _build_steps(model, tx, cfg)
+    train_step, _ = build_steps(model, tx, cfg)
     weights = weights_array(cfg.training.esp_w, cfg.training.chg_w, cfg.training.dipole_w)
     state = init_state(model, tx, next(iter(it.epoch_batches(0))), 42)
     out.update(n=len(data), shapes=shapes, batches_per_epoch=len(it))

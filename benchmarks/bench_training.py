@@ -34,7 +34,7 @@ from dcmnet.data.loader import load_dataset
 from dcmnet.training.loss import loss_and_metrics, weights_array
 from dcmnet.model import create_model, predict_batch
 from dcmnet.training.optim import make_optimizer
-from dcmnet.training.loop import _build_steps
+from dcmnet.training.steps import build_steps
 from dcmnet.training.state import init_state
 
 
@@ -75,7 +75,7 @@ def _setup(data, batch_size, mp, accumulation: int = 1):
     batches = list(BatchIterator(data, batch_size, shuffle=True, seed=0,
                                  shapes=shapes).epoch_batches(0))
     tx = make_optimizer(cfg.training, len(batches))
-    train_step, _ = _build_steps(model, tx, cfg)
+    train_step, _ = build_steps(model, tx, cfg)
     return cfg, model, batches, tx, train_step
 
 
@@ -144,7 +144,7 @@ def bench_size(n_atoms: int, mp: str, batch_size: int = 4, steps: int = 3) -> di
                                 message_passing=mp)
     b = synthetic_batch(n_atoms, batch_size)
     tx = make_optimizer(cfg.training, 100)
-    train_step, _ = _build_steps(model, tx, cfg)
+    train_step, _ = build_steps(model, tx, cfg)
     w = weights_array(1.0, 0.0, 0.0)
     state = init_state(model, tx, b, 0)
     mem = train_step.lower(state, b, w).compile().memory_analysis()

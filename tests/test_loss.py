@@ -80,6 +80,17 @@ def test_esp_term_is_a_mean_of_per_molecule_means():
     assert sums["esp_se"] == pytest.approx(2 * 1.0 + 4 * 4.0, rel=1e-3)
 
 
+def test_rmse_term_is_a_mean_of_per_molecule_rmses():
+    """``esp_rmse_w``: mean over real molecules of each one's ESP RMSE (errors 1 and 2
+    kcal/(mol·e) on every point: RMSEs 1 and 2), added to the MSE term; the dummy's 100
+    stays out."""
+    params, batch = _batch_and_params()
+    rmse_only, _ = _loss(weights_array(0.0, 0.0, 0.0, esp_rmse_w=1.0), params, batch)
+    assert rmse_only == pytest.approx((1.0 + 2.0) / 2, rel=1e-3)
+    both, _ = _loss(weights_array(1.0, 0.0, 0.0, esp_rmse_w=2.0), params, batch)
+    assert both == pytest.approx((1.0 + 4.0) / 2 + 2.0 * 1.5, rel=1e-3)
+
+
 def test_dummy_molecule_changes_nothing():
     params, batch = _batch_and_params()
     w = weights_array(1.0, 1.0, 1.0)

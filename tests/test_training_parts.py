@@ -10,7 +10,8 @@ import pytest
 
 from dcmnet.config import create_default_config
 from dcmnet.training.checkpoint import CheckpointStore
-from dcmnet.training.loop import CheckpointPolicy, ema_update
+from dcmnet.training.loop import CheckpointPolicy
+from dcmnet.training.steps import ema_update
 from dcmnet.training.reporting import CallbackReporter, row_metrics
 from dcmnet.training.state import RunProgress, TrainState
 

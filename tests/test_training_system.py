@@ -23,7 +23,8 @@ from dcmnet.training.loss import weights_array
 from dcmnet.model import create_model
 from dcmnet.training.optim import make_optimizer
 from dcmnet.training.runner import run_training
-from dcmnet.training.loop import TrainingDiverged, _build_steps
+from dcmnet.training.loop import TrainingDiverged
+from dcmnet.training.steps import build_steps
 from dcmnet.training.state import init_state
 
 QUIET = dict(progress=False, table_every=0)
@@ -64,7 +65,7 @@ def test_gradient_accumulation_equals_large_batch(small_npz):
     results = []
     for cfg, batches in ((cfg1, [big]), (cfgk, smalls)):
         tx = make_optimizer(cfg.training, batches_per_epoch=4)
-        step, _ = _build_steps(model, tx, cfg)
+        step, _ = build_steps(model, tx, cfg)
         state = init_state(model, tx, big, 0)
         for _ in range(2):  # two optimizer updates
             for b in batches:
@@ -224,7 +225,7 @@ TWO_DEVICES = textwrap.dedent("""
     from dcmnet.model import create_model
     from dcmnet.training.optim import make_optimizer
     from dcmnet.training.parallel import DataParallel
-    from dcmnet.training.loop import _build_steps
+    from dcmnet.training.steps import build_steps
     from dcmnet.training.state import init_state
     assert len(jax.devices()) == 2
     ds = Dataset.load(sys.argv[1])
@@ -236,7 +237,7 @@ TWO_DEVICES = textwrap.dedent("""
     out = []
     for parallel in (False, True):
         tx = make_optimizer(cfg.training, 3)
-        step, _ = _build_steps(model, tx, cfg)
+        step, _ = build_steps(model, tx, cfg)
         state = init_state(model, tx, batches[0], 0)
         dp = DataParallel(4) if parallel else None
         if dp: state = dp.put_state(state)

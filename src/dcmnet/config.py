@@ -113,7 +113,8 @@ class TrainingConfig:
     """Optimisation settings.
 
     Loss = esp_w · MSE(ESP) [(kcal/(mol·e))²] + chg_w · MSE(atomic charge) [e²]
-    + dipole_w · MSE(dipole) [D²]; see :mod:`dcmnet.training.loss`.
+    + dipole_w · MSE(dipole) [D²] + esp_rmse_w · mean per-molecule RMSE(ESP)
+    [kcal/(mol·e)]; see :mod:`dcmnet.training.loss`.
     Schedules count optimizer updates (after gradient accumulation), not micro-batches.
     The fields, their units and defaults are listed below from their metadata.
     """
@@ -125,6 +126,8 @@ class TrainingConfig:
     esp_w: float = _f(1.0, "weight of the ESP loss", "per (kcal/(mol·e))²")
     chg_w: float = _f(0.0, "weight of the atomic-charge loss vs 'mono'", "per e²")
     dipole_w: float = _f(0.0, "weight of the dipole loss", "per D²")
+    esp_rmse_w: float = _f(0.0, "weight of the mean per-molecule ESP RMSE (targets the "
+                                "median error)", "per kcal/(mol·e)")
     use_grad_clip: bool = _f(True, "clip gradients by global norm")
     grad_clip_norm: float = _f(2.0, "global gradient-norm clip")
     use_lr_schedule: bool = _f(True, "use the learning-rate schedule (off: constant rate)")
@@ -158,7 +161,7 @@ class TrainingConfig:
             raise ConfigError("training.min_lr_factor must be within [0, 1].")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError("training.ema_decay must be within [0, 1).")
-        for k in ("esp_w", "chg_w", "dipole_w"):
+        for k in ("esp_w", "chg_w", "dipole_w", "esp_rmse_w"):
             if getattr(self, k) < 0:
                 raise ConfigError(f"training.{k} must be ≥ 0.")
 

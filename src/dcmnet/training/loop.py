@@ -2,7 +2,8 @@
 
 ``train_model`` runs the epochs of one experiment on given training / validation datasets;
 ``run_training`` (in :mod:`dcmnet.training.runner`) adds data loading, the split and the folder.
-Its parts: :func:`_setup` (model, bucket shapes, batches, optimizer, jitted steps),
+Its parts: :func:`_setup` (model, bucket shapes, batches, optimizer, the jitted steps of
+:mod:`dcmnet.training.steps`),
 :func:`init_or_resume`, :func:`run_epoch`, :func:`evaluate_epoch`, :class:`CheckpointPolicy`
 and the reporters of :mod:`dcmnet.training.reporting` (``on_epoch_end`` after each epoch).
 """
@@ -15,8 +16,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import optax
 
 from dcmnet.config import ExperimentConfig
 from dcmnet.data.batching import BatchIterator, bucket_shapes
@@ -24,7 +23,7 @@ from dcmnet.data.dataset import Dataset
 from dcmnet.data.prefetch import prefetch_batches
 from dcmnet.errors import ConfigError, DCMNetError
 from dcmnet.model import check_atomic_numbers, create_model
-from dcmnet.training.loss import accumulate, epoch_metrics, loss_and_metrics, weights_array
+from dcmnet.training.loss import accumulate, epoch_metrics, weights_array
 from dcmnet.training.optim import make_optimizer, make_schedule
 from dcmnet.training.reporting import (
     CallbackReporter,
@@ -41,6 +40,7 @@ from dcmnet.training.state import (
     record_training_elements,
     resume,
 )
+from dcmnet.training.steps import build_steps
 
 
 class TrainingDiverged(DCMNetError):
@@ -56,53 +56,6 @@ class TrainResult:
     best_epoch: int
     experiment_dir: Path
     history: list
-
-
-def ema_update(ema, params, decay, updated):
-    """The EMA after an optimizer update: ``optax.incremental_update(params, ema,
-    step_size=1 - decay)`` (= ``(1 - decay) * params + decay * ema``).
-
-    Leaves where ``ema == params`` stay bitwise (frozen parameters stay exact), and nothing
-    changes while ``updated`` is False (a micro-batch of gradient accumulation).
-
-    Args:
-        ema, params: pytrees of the same structure; decay: float32 scalar in [0, 1) (0: the
-            EMA follows the parameters); updated: bool scalar.
-    Returns:
-        The new EMA pytree.
-    """
-    avg = optax.incremental_update(params, ema, step_size=1.0 - decay)
-    return jax.tree_util.tree_map(lambda a, e, p: jnp.where(updated & (e != p), a, e),
-                                  avg, ema, params)
-
-
-def _build_steps(model, tx, cfg: ExperimentConfig):
-    """Jitted ``train_step(state, batch, weights) -> (state, loss, sums)`` (``state`` a
-    :class:`~dcmnet.training.state.TrainState`, donated) and ``eval_step(params, batch,
-    weights) -> (loss, sums)``."""
-    tcfg = cfg.training
-    chunk = tcfg.esp_chunk_size or None
-    decay = jnp.float32(tcfg.ema_decay if tcfg.use_ema else 0.0)
-    accumulating = tcfg.gradient_accumulation_steps > 1
-
-    def train_step(state: TrainState, batch, weights):
-        def lf(p):
-            loss, (sums, _) = loss_and_metrics(model, p, batch, weights, chunk)
-            return loss, sums
-        (loss, sums), grads = jax.value_and_grad(lf, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        updated = tx.has_updated(opt_state) if accumulating else jnp.bool_(True)
-        new = state.replace(params=params, opt_state=opt_state,
-                            ema_params=ema_update(state.ema_params, params, decay, updated),
-                            step=state.step + 1)
-        return new, loss, sums
-
-    def eval_step(params, batch, weights):
-        loss, (sums, _) = loss_and_metrics(model, params, batch, weights, chunk)
-        return loss, sums
-
-    return jax.jit(train_step, donate_argnums=(0,)), jax.jit(eval_step)
 
 
 def train_model(config: ExperimentConfig = None, train_data: Dataset = None,
@@ -232,10 +185,10 @@ def _setup(config: ExperimentConfig, train_data: Dataset, valid_data: Dataset,
     n_batches = len(train_it)
     source = load_init_source(config, train_data, console) if config.init_from else None
     tx = make_optimizer(tcfg, n_batches, freeze=config.freeze)
-    train_step, eval_step = _build_steps(model, tx, config)
+    train_step, eval_step = build_steps(model, tx, config)
     return _Run(model=model, shapes=shapes, train_it=train_it, valid_it=valid_it,
                 n_batches=n_batches, tx=tx, schedule=make_schedule(tcfg, n_batches),
-                weights=weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w),
+                weights=weights_array(tcfg.esp_w, tcfg.chg_w, tcfg.dipole_w, tcfg.esp_rmse_w),
                 train_step=train_step, eval_step=eval_step,
                 first=next(iter(train_it.epoch_batches(0))), source=source,
                 dp=maybe_data_parallel(tcfg.batch_size, tcfg.data_parallel, console))
@@ -302,36 +255,70 @@ def _epoch(run: _Run, config, state: TrainState, epoch: int, prog: RunProgress,
     return state
 
 
+#: Steps between two reads of the losses and metric sums from the device during an
+#: epoch. A read waits for the step, so reading after every step stops the host from
+#: dispatching the next one while the device computes: about 20 % of an epoch of the
+#: bundled data on 2 CPU cores (BENCHMARKS.md). The NaN guard and the progress bar see the
+#: losses at these reads.
+SYNC_EVERY = 16
+
+
+def _fetch(pending: list, total: dict | None, first_step: int, epoch: int, run: _Run,
+           exp_dir) -> tuple[float, dict]:
+    """Read the ``(loss, sums)`` device pairs of consecutive steps (0-based from
+    ``first_step``); returns the last loss and the running sums with theirs added in step
+    order. Raises :class:`TrainingDiverged` at the first non-finite loss."""
+    for j, (loss, sums) in enumerate(jax.device_get(pending)):
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at epoch {epoch + 1}, step {first_step + j + 1} of "
+                f"{run.n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
+                "intact. Lower --learning-rate or enable --use-grad-clip.")
+        total = accumulate(total, sums)
+    return loss, total
+
+
 def run_epoch(run: _Run, state: TrainState, epoch: int, bars, exp_dir) -> tuple[TrainState, dict]:
     """The optimizer steps of 0-based ``epoch`` with the NaN guard.
 
     ``bars``: an :class:`EpochReporter` (``begin_epoch``, ``step``, ``end_batches``).
+    Losses and metric sums are read every :data:`SYNC_EVERY` steps and at the end (summed
+    in step order, so the totals do not depend on ``SYNC_EVERY``).
     Returns ``(state, train metrics)``. Raises :class:`TrainingDiverged` on a NaN/Inf loss.
     """
     bars.begin_epoch(epoch)
-    total = None
+    pending, total, first, last = [], None, 0, math.nan
     for i, batch in enumerate(prefetch_batches(run.train_it, epoch)):
         state, loss, sums = run.train_step(state, run.put_batch(batch), run.weights)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss} at epoch {epoch + 1}, step {i + 1} of "
-                f"{run.n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
-                "intact. Lower --learning-rate or enable --use-grad-clip.")
-        total = accumulate(total, jax.device_get(sums))
-        bars.step(loss)
+        pending.append((loss, sums))
+        if len(pending) == SYNC_EVERY:
+            last, total = _fetch(pending, total, first, epoch, run, exp_dir)
+            first, pending = i + 1, []
+        bars.step(last)
+    if pending:
+        last, total = _fetch(pending, total, first, epoch, run, exp_dir)
     bars.end_batches()
     return state, epoch_metrics(total)
 
 
 def evaluate_epoch(run: _Run, params) -> dict:
     """Validation metrics of ``params`` over the whole validation set (keys as
-    :func:`~dcmnet.training.loss.epoch_metrics`)."""
-    total = None
+    :func:`~dcmnet.training.loss.epoch_metrics`; sums read every :data:`SYNC_EVERY`
+    batches)."""
+    pending, total = [], None
     for b in prefetch_batches(run.valid_it, 0):
-        _, sums = run.eval_step(params, run.put_batch(b), run.weights)
-        total = accumulate(total, jax.device_get(sums))
-    return epoch_metrics(total)
+        pending.append(run.eval_step(params, run.put_batch(b), run.weights)[1])
+        if len(pending) == SYNC_EVERY:
+            total = _accumulate_all(total, pending)
+            pending = []
+    return epoch_metrics(_accumulate_all(total, pending))
+
+
+def _accumulate_all(total: dict | None, pending: list) -> dict | None:
+    for sums in jax.device_get(pending):
+        total = accumulate(total, sums)
+    return total
 
 
 class CheckpointPolicy:

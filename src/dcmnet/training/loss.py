@@ -3,11 +3,16 @@
 Loss of a batch (weights are runtime arrays, so changing them never recompiles):
 
     L = esp_w · mean_m [ mean_{g real} (V_pred − V_ref)² ]           (kcal/(mol·e))²
+      + esp_rmse_w · mean_m sqrt(mean_{g real} (V_pred − V_ref)² + ε)  kcal/(mol·e)
       + chg_w · mean_{m with mono} [ mean_{i real} (Σ_k q_ik − mono_i)² ]   e²
       + dipole_w · mean_{m with dipole} |μ_pred − μ_ref|²               D²
 
 The ESP error is averaged per molecule over its real grid points, then over the real
-molecules of the batch, so every molecule counts once whatever its size; padded grid
+molecules of the batch, so every molecule counts once whatever its size. The second
+term (per-molecule RMSE, ``ε`` = 1e-6 (kcal/(mol·e))² keeps its gradient finite at a
+perfect fit) weighs a molecule's error by ``1/(2 RMSE_m)`` relative to the first, so
+molecules already well fitted keep pulling: it targets the median per-molecule RMSE that
+``evaluate`` reports rather than the mean of squares (docs/training.md). Padded grid
 points, padded atoms and dummy molecules contribute nothing. Reference charges and
 dipoles enter only for molecules that really have them.
 
@@ -26,7 +31,9 @@ from dcmnet.model import predict_batch
 from dcmnet.units import EANGSTROM_TO_DEBYE, HARTREE_TO_KCAL_MOL
 
 #: Names of the runtime loss weights.
-WEIGHT_KEYS = ("esp_w", "chg_w", "dipole_w")
+WEIGHT_KEYS = ("esp_w", "chg_w", "dipole_w", "esp_rmse_w")
+#: ε of the per-molecule RMSE term, (kcal/(mol·e))².
+RMSE_EPS = 1e-6
 #: Outputs of :func:`dcmnet.model.predict_batch` (NumPy or JAX arrays, leading axis B).
 Predictions = dict[str, Float[Array | np.ndarray, "B ..."]]
 #: Keys of the metric sums returned by :func:`loss_and_metrics` (summed over batches).
@@ -36,10 +43,11 @@ SUM_KEYS = ("n_mol", "loss_sum", "esp_se", "esp_ae", "n_points", "chg_se", "chg_
 
 def weights_array(esp_w: Real[ArrayLike, ""] = 1.0,
                   chg_w: Real[ArrayLike, ""] = 0.0,
-                  dipole_w: Real[ArrayLike, ""] = 0.0) -> dict[str, Float[Array, ""]]:
+                  dipole_w: Real[ArrayLike, ""] = 0.0,
+                  esp_rmse_w: Real[ArrayLike, ""] = 0.0) -> dict[str, Float[Array, ""]]:
     """Loss weights as float32 arrays (runtime values for jitted steps)."""
     return {"esp_w": jnp.float32(esp_w), "chg_w": jnp.float32(chg_w),
-            "dipole_w": jnp.float32(dipole_w)}
+            "dipole_w": jnp.float32(dipole_w), "esp_rmse_w": jnp.float32(esp_rmse_w)}
 
 
 def loss_and_metrics(model, params, batch: Mapping[str, ArrayLike],
@@ -66,6 +74,7 @@ def loss_and_metrics(model, params, batch: Mapping[str, ArrayLike],
     n_g = gmask.sum(-1)
     mse_m = (err**2).sum(-1) / jnp.maximum(n_g, 1.0)
     esp_loss = (mse_m * mol).sum() / n_mol
+    esp_rmse_loss = (jnp.sqrt(mse_m + RMSE_EPS) * mol).sum() / n_mol
 
     cm = batch["mono_mask"].astype(jnp.float32) * mol
     cerr = (out["atom_charges"] - batch["mono"]) * amask
@@ -79,7 +88,8 @@ def loss_and_metrics(model, params, batch: Mapping[str, ArrayLike],
     dip_loss = (dse * dm).sum() / jnp.maximum(dm.sum(), 1.0)
 
     loss = (weights["esp_w"] * esp_loss + weights["chg_w"] * chg_loss
-            + weights["dipole_w"] * dip_loss)
+            + weights["dipole_w"] * dip_loss
+            + weights.get("esp_rmse_w", 0.0) * esp_rmse_loss)
 
     site_mask = jnp.broadcast_to(amask[..., None], out["charges"].shape)
     qs = out["charges"] * site_mask

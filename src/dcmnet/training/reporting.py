@@ -164,7 +164,10 @@ class EpochReporter:
         self.b_task = self.bar.add_task(f"epoch {epoch + 1}", total=self.n_batches, info="")
 
     def step(self, loss: float) -> None:
-        self.bar.update(self.b_task, advance=1, info=f"loss {loss:.4g}")
+        """One more batch done; ``loss`` is the latest loss read from the device (NaN
+        before the first read of the epoch, then shown as no value)."""
+        info = f"loss {loss:.4g}" if math.isfinite(loss) else ""
+        self.bar.update(self.b_task, advance=1, info=info)
 
     def end_batches(self) -> None:
         self.bar.remove_task(self.b_task)
