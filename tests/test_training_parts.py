@@ -197,3 +197,30 @@ def test_eta_leaves_out_the_first_epoch_that_compiles(monkeypatch):
     assert "ETA after the next epoch" in lines[0]
     assert lines[1].endswith("ETA 0.1 min")       # 1 s per epoch × 8 epochs left
     assert lines[2].endswith("ETA 0.1 min")       # (22 − 20) s / 2 epochs × 7 left = 7 s
+
+
+def test_history_csv_appended_equals_rewritten(tmp_path):
+    """The monitor appends a row per epoch (no O(epochs) rewrite) and the file is the one a
+    whole rewrite gives; a new column, or a history that does not follow the file (resume),
+    rewrites it."""
+    from dcmnet.training.monitor import Monitor, read_history_csv, write_history_csv
+
+    mon = Monitor(tmp_path / "exp")
+    history = []
+    for e in range(1, 5):
+        row = {"epoch": e, "time_s": 0.5 * e, "valid_loss": 1.0 / e}
+        if e == 4:
+            row["lr"] = 1e-3  # new column: rewrite
+        history.append(row)
+        mon.log_epoch(row, history)
+    mon.close()
+    write_history_csv(tmp_path / "ref.csv", history)
+    got = (tmp_path / "exp" / "training_history.csv").read_text()
+    assert got == (tmp_path / "ref.csv").read_text()
+    assert [r["epoch"] for r in read_history_csv(tmp_path / "exp" / "training_history.csv")] \
+        == [1, 2, 3, 4]
+    # a second monitor (resume) rewrites the history it is given, not appends to the file
+    mon = Monitor(tmp_path / "exp")
+    mon.log_epoch(history[1], history[:2])
+    mon.close()
+    assert len(read_history_csv(tmp_path / "exp" / "training_history.csv")) == 2

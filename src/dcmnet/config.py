@@ -139,7 +139,8 @@ class TrainingConfig:
                                    "(0: a third of the run)", "epochs")
     use_ema: bool = _f(True, "validate and save EMA parameters")
     ema_decay: float = _f(0.99, "EMA decay of the parameters used for validation")
-    save_every_n_epochs: int = _f(10, "periodic checkpoint interval (0: none)", "epochs")
+    save_every_n_epochs: int = _f(100, "periodic checkpoint interval (0: none); a periodic epoch "
+                                         "also writes latest and best", "epochs")
     keep_checkpoints: int = _f(3, "periodic checkpoints kept")
     checkpoint_interval_s: float = _f(
         30.0, "write the latest and best checkpoints at most this often (always at periodic "

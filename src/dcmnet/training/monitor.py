@@ -77,6 +77,8 @@ class Monitor:
         self.active = jax.process_index() == 0
         self.exp_dir = Path(exp_dir)
         self.tb = SummaryWriter(str(self.exp_dir / "tensorboard")) if self.active else None
+        self._csv_keys: list[str] | None = None  # header of the CSV as last written
+        self._csv_rows = 0
         self.mlflow = None
         if mlflow and self.active:
             try:
@@ -97,7 +99,7 @@ class Monitor:
             self.mlflow = mlf
 
     def log_epoch(self, row: dict, history: list[dict]) -> None:
-        """Log one epoch's scalars (keys like ``train_esp_rmse``) and rewrite the CSV."""
+        """Log one epoch's scalars (keys like ``train_esp_rmse``) and add it to the CSV."""
         if not self.active:
             return
         epoch = int(row["epoch"])
@@ -109,7 +111,26 @@ class Monitor:
         self.tb.flush()
         if self.mlflow is not None:
             self.mlflow.log_metrics(scalars, step=epoch)
-        write_history_csv(self.exp_dir / "training_history.csv", history)
+        self._write_csv(history)
+
+    def _write_csv(self, history: list[dict]) -> None:
+        """Append the last row of ``history`` to ``training_history.csv`` when the file
+        holds the rows before it under the same header, else rewrite it whole (atomically;
+        the first epoch of a run or a resume, a new column). Rewriting every epoch cost
+        O(epochs) per epoch: 40 ms at 1,650 epochs, a tenth of an epoch of the bundled data."""
+        path = self.exp_dir / "training_history.csv"
+        row = history[-1] if history else {}
+        if (self._csv_keys is not None and self._csv_rows == len(history) - 1
+                and set(row) <= set(self._csv_keys) and path.is_file()):
+            with open(path, "a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=self._csv_keys).writerow(row)
+        else:
+            write_history_csv(path, history)
+            keys: list[str] = []
+            for r in history:
+                keys += [k for k in r if k not in keys]
+            self._csv_keys = keys
+        self._csv_rows = len(history)
 
     def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
                      improved: bool) -> None:
