@@ -63,6 +63,8 @@ CANDIDATES: dict[str, dict] = {
     "deg1-e1650-rmse": {"num_epochs": 1650, "max_degree": 1, "esp_w": 0.0,
                         "esp_rmse_w": 1.0},
     "deg1-e1650-minlr0": {"num_epochs": 1650, "max_degree": 1, "min_lr_factor": 0.0},
+    "deg1-e1650-ndcm3": {"num_epochs": 1650, "max_degree": 1, "n_dcm": 3},
+    "deg1-iter3-e1100": {"num_epochs": 1100, "max_degree": 1, "num_iterations": 3},
     "deg1-e330-ema0.999": {"num_epochs": 330, "max_degree": 1, "ema_decay": 0.999},
     "deg1-e330-bs32": {"num_epochs": 330, "max_degree": 1, "batch_size": 32},
     "deg1-e330-minlr0": {"num_epochs": 330, "max_degree": 1, "min_lr_factor": 0.0},
