@@ -257,7 +257,7 @@ def _epoch(run: _Run, config, state: TrainState, epoch: int, prog: RunProgress,
 
 #: Steps between two reads of the losses and metric sums from the device during an
 #: epoch. A read waits for the step, so reading after every step stops the host from
-#: dispatching the next one while the device computes: about 20 % of an epoch of the
+#: dispatching the next one while the device computes: 10–20 % of an epoch of the
 #: bundled data on 2 CPU cores (BENCHMARKS.md). The NaN guard and the progress bar see the
 #: losses at these reads.
 SYNC_EVERY = 16
