@@ -15,10 +15,11 @@ from dcmnet.errors import OptionalDependencyError
 from dcmnet.fileio import atomic_write_text
 
 
-def write_history_csv(path: Path, history: list[dict]) -> None:
-    """Write the per-epoch history (list of flat dicts) atomically as CSV."""
+def write_history_csv(path: Path, history: list[dict]) -> list[str]:
+    """Write the per-epoch history (list of flat dicts) atomically as CSV; returns its
+    header (every key of every row, in first-seen order; nothing written for none)."""
     if not history:
-        return
+        return []
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
@@ -27,6 +28,7 @@ def write_history_csv(path: Path, history: list[dict]) -> None:
     w.writeheader()
     w.writerows(history)
     atomic_write_text(path, buf.getvalue())
+    return keys
 
 
 def read_history_csv(path: Path) -> list[dict]:
@@ -125,11 +127,7 @@ class Monitor:
             with open(path, "a", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=self._csv_keys).writerow(row)
         else:
-            write_history_csv(path, history)
-            keys: list[str] = []
-            for r in history:
-                keys += [k for k in r if k not in keys]
-            self._csv_keys = keys
+            self._csv_keys = write_history_csv(path, history)
         self._csv_rows = len(history)
 
     def on_epoch_end(self, epoch: int, row: dict, history: list[dict],
