@@ -268,15 +268,15 @@ def _fetch(pending: list, total: dict | None, first_step: int, epoch: int, run: 
     """Read the ``(loss, sums)`` device pairs of consecutive steps (0-based from
     ``first_step``); returns the last loss and the running sums with theirs added in step
     order. Raises :class:`TrainingDiverged` at the first non-finite loss."""
-    for j, (loss, sums) in enumerate(jax.device_get(pending)):
+    fetched = jax.device_get(pending)
+    for j, (loss, _) in enumerate(fetched):
         loss = float(loss)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss} at epoch {epoch + 1}, step {first_step + j + 1} of "
                 f"{run.n_batches}; checkpoints 'best' and 'latest' in {exp_dir} are "
                 "intact. Lower --learning-rate or enable --use-grad-clip.")
-        total = accumulate(total, sums)
-    return loss, total
+    return loss, _accumulate_all(total, [sums for _, sums in fetched])
 
 
 def run_epoch(run: _Run, state: TrainState, epoch: int, bars, exp_dir) -> tuple[TrainState, dict]:
